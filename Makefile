@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make run` (the main job) and `make test` (the whole suite, with lint and
+# types). Both create .venv and install the project into it on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/router validate routes.yaml
+	$(BIN)/router explain routes.yaml --model auto
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict router
+
+bench: $(STAMP)
+	$(BIN)/python bench/resolve.py
+
+schema: $(STAMP)
+	$(BIN)/router schema > schemas/routes.schema.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

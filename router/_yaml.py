@@ -1,0 +1,134 @@
+"""YAML text -> plain data plus the line and column of every key and value, for located policy errors.
+
+PyYAML's safe loader composes the node tree; this module walks it once, building the same dicts, lists and
+scalars ``yaml.safe_load`` would while recording each node's start mark under its path (``("providers",
+"groq", "priority")``). Two deliberate differences from ``safe_load``: only ``true``/``false`` are booleans
+(YAML 1.1 would read the policy keys ``on:`` and ``resume: off`` as booleans), and a repeated key is an
+error instead of silently keeping the last value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from router.errors import PolicyError, PolicyIssue
+
+Path = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2's booleans: ``on``, ``off``, ``yes`` and ``no`` stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@dataclass(slots=True)
+class Positions:
+    """1-based (line, column) of each value and each mapping key, by path."""
+
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def find(self, path: Sequence[str | int], *, at_key: bool = False) -> tuple[int | None, int | None]:
+        """The place of ``path``, or of its nearest recorded ancestor; (None, None) without YAML."""
+        path = tuple(path)
+        if at_key and path in self.keys:
+            return self.keys[path]
+        while path not in self.values and path:
+            path = path[:-1]
+        return self.values.get(path, (None, None))
+
+
+def parse(text: str, file: str) -> tuple[Any, Positions, list[PolicyIssue]]:
+    """Parse one YAML document into data, places and the non-fatal issues found (repeated keys).
+
+    A syntax error, several documents or an empty text raise PolicyError with the place of the problem.
+    """
+    loader = _Loader(text)
+    walker = _Walker(loader, file)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise PolicyError([PolicyIssue(file, 1, 1, "", "the policy is empty")])
+        data = walker.walk(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise PolicyError([PolicyIssue(file, line, column, "", f"YAML: {message}")]) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError([PolicyIssue(file, None, None, "", f"YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return data, walker.positions, walker.issues
+
+
+class _Walker:
+    def __init__(self, loader: _Loader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.positions = Positions()
+        self.issues: list[PolicyIssue] = []
+        self._open: set[int] = set()
+
+    def walk(self, node: Node, path: Path) -> Any:
+        self.positions.values.setdefault(path, _mark(node))
+        if id(node) in self._open:  # an alias that contains itself
+            self._issue(node, "a YAML alias may not contain itself", path)
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, SequenceNode):
+                return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
+            return self.loader.construct_object(node, deep=True)
+        finally:
+            self._open.discard(id(node))
+
+    def _mapping(self, node: MappingNode, path: Path) -> dict[Any, Any]:
+        self.loader.flatten_mapping(node)  # resolves "<<" merge keys
+        result: dict[Any, Any] = {}
+        first_seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self._issue(key_node, "a mapping key must be a plain value", path)
+                continue
+            key = self.loader.construct_object(key_node, deep=True)
+            if key in first_seen:
+                message = f"duplicate key (first at line {first_seen[key]})"
+                self._issue(key_node, message, (*path, key))
+                continue
+            first_seen[key] = key_node.start_mark.line + 1
+            self.positions.keys[(*path, key)] = _mark(key_node)
+            result[key] = self.walk(value_node, (*path, key))
+        return result
+
+    def _issue(self, node: Node, message: str, path: Path) -> None:
+        line, column = _mark(node)
+        self.issues.append(PolicyIssue(self.file, line, column, dotted(path), message))
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """``("routes", "chat", "pins", 0, "route")`` -> ``routes.chat.pins[0].route``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1

@@ -1,0 +1,211 @@
+"""The ``router`` command: policy tools for operators and CI.
+
+    router validate PATH [--json]      exit 0 valid and every tests: entry holds, 1 problems, 2 usage
+    router explain PATH --model M ...  how one request would be routed, and why providers were dropped
+    router schema                      the JSON Schema of routes.yaml
+
+Key presence for ``explain`` is read from the environment (through :mod:`router.settings`) unless
+``--key``/``--no-keys`` say otherwise; key values are never read into output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from itertools import groupby
+from typing import Any
+
+from router import checks
+from router.compiler import compile_policy
+from router.errors import NoRouteError, PolicyError, PolicyIssue
+from router.policy import NAMESPACES, LoadedPolicy, json_schema, read_policy
+from router.resolver import Resolver, Route
+from router.settings import present_keys
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    args = _parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="router", description="Route AI requests by a YAML policy.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check a policy and run its tests: entries")
+    validate.add_argument("path", help="the policy file, e.g. routes.yaml")
+    validate.add_argument("--json", action="store_true", help="machine-readable issues for CI annotations")
+    validate.set_defaults(run=_validate)
+
+    explain = commands.add_parser("explain", help="show how one request would be routed")
+    explain.add_argument("path", help="the policy file")
+    explain.add_argument("--model", required=True, help='requested model, "provider/model" or "auto"')
+    explain.add_argument("--namespace", choices=NAMESPACES, default="chat")
+    keys = explain.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--key", action="append", default=None, metavar="ENV_NAME", help="count only these key variables as set"
+    )
+    keys.add_argument("--no-keys", action="store_true", help="count no key variable as set")
+    explain.add_argument("--exclude", action="append", default=[], metavar="NAME", help="exclude a provider")
+    explain.add_argument("--provider", help="prefer this provider, as provider= on a call")
+    explain.add_argument("--seed", type=int, help="seed for shuffled ties (replays a route's seed)")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(run=_explain)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml")
+    schema.set_defaults(run=lambda _args: _print_json(json_schema()))
+    return parser
+
+
+def _print_json(data: Any) -> int:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _load(path: str) -> tuple[LoadedPolicy | None, list[PolicyIssue], int]:
+    """Read and validate ``path``: (policy, issues, exit code when it cannot go on)."""
+    try:
+        return read_policy(path), [], EXIT_OK
+    except PolicyError as exc:
+        return None, list(exc.issues), EXIT_PROBLEMS
+    except OSError as exc:
+        print(f"router: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None, [], EXIT_USAGE
+
+
+def _validate(args: argparse.Namespace) -> int:
+    loaded, issues, code = _load(args.path)
+    if code == EXIT_USAGE:
+        return code
+    tests = 0
+    if loaded is not None:
+        try:
+            resolver = compile_policy(loaded.policy)
+        except PolicyError as exc:  # a Policy that validated always compiles; kept for honesty of output
+            issues = list(exc.issues)
+        else:
+            tests = len(loaded.policy.tests)
+            problems = checks.policy_test_problems(loaded.policy, resolver)
+            issues = checks.locate(problems, loaded.file, loaded.positions)
+    if args.json:
+        _print_json(
+            {
+                "path": args.path,
+                "valid": not issues,
+                "issues": [issue.as_dict() for issue in issues],
+                "tests": tests,
+            }
+        )
+    else:
+        for issue in issues:
+            print(issue)
+        if issues:
+            print(f"{args.path}: {len(issues)} problem{'s' if len(issues) != 1 else ''}", file=sys.stderr)
+        elif loaded is not None:
+            providers = len(loaded.policy.providers)
+            print(f"{args.path}: valid ({providers} providers, {tests} test{'s' if tests != 1 else ''} passed)")
+    return EXIT_PROBLEMS if issues else EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    loaded, issues, code = _load(args.path)
+    if loaded is None:
+        for issue in issues:
+            print(issue)
+        return code
+    resolver = compile_policy(loaded.policy)
+    if args.no_keys:
+        keys: frozenset[str] = frozenset()
+    elif args.key is not None:
+        keys = frozenset(args.key)
+    else:
+        keys = present_keys(p.api_key_env for p in resolver.providers)
+    try:
+        route = resolver.resolve(
+            args.namespace, args.model, provider=args.provider, keys=keys, exclude=args.exclude, seed=args.seed
+        )
+    except (NoRouteError, ValueError) as exc:
+        return _explain_failure(args, exc)
+    view = resolver.availability(args.namespace, keys=keys, exclude=args.exclude)
+    dropped = {resolver.names[i]: why for i, why in view.dropped.items()}
+    if args.json:
+        return _print_json(_explain_data(args, route, dropped))
+    print(_explain_text(args, resolver, route, dropped))
+    return EXIT_OK
+
+
+def _explain_failure(args: argparse.Namespace, exc: Exception) -> int:
+    if args.json:
+        data: dict[str, Any] = {"namespace": args.namespace, "requested_model": args.model, "error": str(exc)}
+        if isinstance(exc, NoRouteError):
+            data |= {"reason": exc.reason, "dropped": dict(exc.dropped)}
+        _print_json(data)
+        return EXIT_PROBLEMS
+    if isinstance(exc, NoRouteError):
+        print(f"no route for {args.namespace} model {args.model!r}: {exc.reason}")
+        _print_dropped(exc.dropped)
+    else:
+        print(f"router explain: {exc}", file=sys.stderr)
+    return EXIT_PROBLEMS
+
+
+def _explain_data(args: argparse.Namespace, route: Route, dropped: dict[str, str]) -> dict[str, Any]:
+    return {
+        "namespace": route.namespace,
+        "requested_model": route.requested_model,
+        "model": route.model,
+        "match": route.match,
+        "first": {"provider": route.first.provider, "model": route.first.model},
+        "queue": [{"provider": c.provider, "model": c.model, "tier": c.tier} for c in route.queue],
+        "max_attempts": route.queue.limit,
+        "dropped": dropped,
+        "seed": route.seed,
+        "policy": args.path,
+    }
+
+
+def _explain_text(args: argparse.Namespace, resolver: Resolver, route: Route, dropped: dict[str, str]) -> str:
+    queue = list(route.queue)
+    alias = f" (alias of {route.model})" if route.model.casefold() != route.requested_model.casefold() else ""
+    width = max(len(c.provider) for c in queue)
+    lines = [
+        f"policy     {args.path}",
+        f"request    {route.namespace} model {route.requested_model!r}{alias}",
+        f"matched    {route.match} -> {route.first}",
+        f"queue      {len(queue)} candidate{'s' if len(queue) != 1 else ''}"
+        f" (max_attempts: {route.queue.limit or 'all'})",
+    ]
+    position = 0
+    for tier, members in groupby(queue, key=lambda c: c.tier):
+        lines.append(f"  {tier}")
+        for candidate in members:
+            position += 1
+            priority = resolver.provider(candidate.provider).priority
+            lines.append(f"    {position:>2}. {candidate.provider:<{width}}  {candidate.model}  (priority {priority})")
+    lines.append(f"seed       {route.seed} (replay with --seed {route.seed})")
+    text = "\n".join(lines)
+    if dropped:
+        text += "\n" + _dropped_text(dropped)
+    return text
+
+
+def _dropped_text(dropped: dict[str, str] | Any) -> str:
+    width = max(len(name) for name in dropped)
+    return "dropped\n" + "\n".join(f"    {name:<{width}}  {why}" for name, why in dropped.items())
+
+
+def _print_dropped(dropped: Any) -> None:
+    if dropped:
+        print(_dropped_text(dropped))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

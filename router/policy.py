@@ -1,0 +1,403 @@
+"""The policy language: ``routes.yaml`` -> :class:`Policy`, the first step of the data flow.
+
+``load_policy`` reads a path, a YAML string or a mapping, keeps every YAML node's line and column, validates
+the structure with pydantic and the references with :mod:`router.checks`, and raises one
+:class:`~router.errors.PolicyError` listing every problem as ``routes.yaml:LINE:COL: dotted.path: message``.
+The models are frozen and reject unknown keys; their attribute docstrings are the policy reference (they
+become the descriptions of ``schemas/routes.schema.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from router import _yaml
+from router.errors import PolicyError, PolicyIssue
+
+__all__ = [
+    "NAMESPACES",
+    "Auth",
+    "ErrorClass",
+    "Expectation",
+    "Failover",
+    "LoadedPolicy",
+    "Namespace",
+    "Order",
+    "Pin",
+    "Policy",
+    "PolicyTest",
+    "Provider",
+    "ProviderModels",
+    "Retry",
+    "RouteRules",
+    "Routes",
+    "Stream",
+    "Tier",
+    "json_schema",
+    "load_policy",
+    "read_policy",
+]
+
+Namespace = Literal["chat", "images", "speech"]
+NAMESPACES: tuple[Namespace, ...] = ("chat", "images", "speech")
+Tier = Literal["exact", "fuzzy", "any"]
+Order = Literal["priority", "shuffle", "declared"]
+Auth = Literal["required", "optional", "none"]
+ErrorClass = Literal[
+    "timeout",
+    "connect",
+    "rate_limit",
+    "server_error",
+    "auth",
+    "bad_request",
+    "context_length",
+    "content_filter",
+    "empty",
+    "invalid_response",
+]
+
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+BUILTIN_ADAPTERS = ("openai", "anthropic", "gemini", "espeak", "elevenlabs")
+"""The wire protocols router ships adapters for."""
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for value in values:
+        if value.casefold() in seen:
+            raise PydanticCustomError("duplicate", "{value!r} is listed twice", {"value": value})
+        seen.add(value.casefold())
+    return values
+
+
+def _model_list(value: Any) -> Any:
+    if value == "discover":
+        return value
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(_unique(tuple(value)))
+    raise PydanticCustomError(
+        "model_list", 'expected a non-empty list of model names, or "discover" to ask the provider'
+    )
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_NAME.match(value):
+        # Never echo the value: a pasted key is exactly what ends up here.
+        raise PydanticCustomError(
+            "env_name",
+            "must name an environment variable (letters, digits, _), not hold the key itself",
+        )
+    return value
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^\s/]+", value):
+        raise PydanticCustomError("url", "must be an http:// or https:// URL")
+    return value
+
+
+Models = Annotated[
+    tuple[str, ...] | Literal["discover"],
+    BeforeValidator(_model_list),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                {"const": "discover"},
+            ]
+        }
+    ),
+]
+Unique = AfterValidator(_unique)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class ProviderModels(_Model):
+    """The models a provider serves, per namespace. The first listed is the provider's default model."""
+
+    chat: Models | None = None
+    """Chat-completion models, or "discover" to list them from the provider's models endpoint."""
+    images: Models | None = None
+    """Image-generation models."""
+    speech: Models | None = None
+    """Speech-synthesis (text-to-speech) models."""
+
+
+class Provider(_Model):
+    """One upstream API: where it is, how to authenticate, how it is preferred, and what it serves."""
+
+    adapter: str
+    """Wire protocol: openai | anthropic | gemini | espeak | elevenlabs, an entry point in the
+    router.adapters group, or "package.module:ClassName"."""
+    base_url: Annotated[str | None, AfterValidator(_http_url)] = None
+    """API root, e.g. https://api.openai.com/v1; omitted = the adapter's default."""
+    auth: Auth = "required"
+    """required: used only when a key is present; optional: used with or without one; none: never sends one."""
+    api_key_env: Annotated[str | None, AfterValidator(_env_name)] = None
+    """Name of the environment variable holding the key (never the key itself)."""
+    priority: int = 0
+    """Higher is tried earlier inside a tier; equal priorities are shuffled."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Time limit of one non-streaming attempt, in seconds."""
+    first_chunk_timeout_s: float = Field(10.0, gt=0)
+    """Streaming: no first content within this many seconds is a timeout failure, and fails over."""
+    stall_timeout_s: float = Field(10.0, gt=0)
+    """Streaming: silence between chunks longer than this many seconds is a cut stream."""
+    models: ProviderModels
+    """Models per namespace; a provider serves exactly the namespaces listed here."""
+    voices: Annotated[tuple[str, ...], Unique] = ()
+    """Speech voices this provider offers; the first is its default voice."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra static HTTP headers sent with every request."""
+
+
+class Pin(_Model):
+    """An explicit chain of candidates for requested models matching a glob pattern."""
+
+    model: str = Field(min_length=1)
+    """Glob pattern (fnmatch, case-insensitive) matched against the requested model, after aliases."""
+    route: Annotated[tuple[str, ...], Field(min_length=1)]
+    """Candidates in order: "provider" (the requested model) or "provider/model"."""
+    then: Annotated[tuple[Tier, ...], Unique] = ()
+    """Tiers to continue with after the chain; empty = stop after the chain."""
+
+
+class RouteRules(_Model):
+    """How one namespace's requests are routed."""
+
+    exclude: Annotated[tuple[str, ...], Unique] = ()
+    """Providers never used in this namespace, not even as a fallback."""
+    tiers: Annotated[tuple[Tier, ...], Unique, Field(min_length=1)] = ("exact", "fuzzy", "any")
+    """Which fallback tiers exist, in order: exact (listed model), fuzzy (closest name), any (any provider)."""
+    order: Order = "priority"
+    """Order inside a tier: priority (ties shuffled), shuffle, or declared (the order of providers:)."""
+    fuzzy_cutoff: float = Field(0.5, ge=0, le=1)
+    """Lowest difflib ratio accepted as a fuzzy match."""
+    max_attempts: int | None = Field(None, ge=1)
+    """Providers tried per request, the first included; null = every available one."""
+    aliases: dict[str, str] = Field(default_factory=dict)
+    """Requested name -> model name (or provider/model), applied once before matching."""
+    pins: tuple[Pin, ...] = ()
+    """Explicit chains; the first pin whose pattern matches wins."""
+
+
+class Routes(_Model):
+    """Routing rules per namespace."""
+
+    chat: RouteRules = RouteRules()
+    """Chat completions."""
+    images: RouteRules = RouteRules()
+    """Image generation."""
+    speech: RouteRules = RouteRules()
+    """Speech synthesis."""
+
+
+def _no_classes(*forbidden: str) -> AfterValidator:
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            if value in forbidden:
+                raise PydanticCustomError(
+                    "forbidden_class",
+                    "{value} cannot be listed here: the same request would fail the same way",
+                    {"value": value},
+                )
+        return values
+
+    return AfterValidator(check)
+
+
+class Retry(_Model):
+    """Retrying the same provider before failing over to the next."""
+
+    attempts: int = Field(2, ge=1)
+    """Attempts per provider, the first included (1 = no retry)."""
+    backoff_s: float = Field(0.25, ge=0)
+    """First wait between attempts; doubles each time, with jitter."""
+    max_backoff_s: float = Field(4.0, ge=0)
+    """Longest wait between attempts."""
+    retry_after_max_s: float = Field(10.0, ge=0)
+    """Retry-After is honoured up to this many seconds; a longer wait fails over at once."""
+    on: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter", "context_length", "bad_request")] = (
+        "connect",
+        "rate_limit",
+        "server_error",
+    )
+    """Error classes retried on the same provider."""
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Retry:
+        if self.max_backoff_s < self.backoff_s:
+            raise PydanticCustomError("backoff", "max_backoff_s must be at least backoff_s")
+        return self
+
+
+class Failover(_Model):
+    """Moving on to the next candidate, and the time budget of a whole request."""
+
+    on: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter")] = (
+        "timeout",
+        "connect",
+        "rate_limit",
+        "server_error",
+        "auth",
+        "context_length",
+        "empty",
+        "invalid_response",
+    )
+    """Error classes that move on to the next candidate; any other error goes to the caller."""
+    deadline_s: float = Field(120.0, gt=0)
+    """One budget for the whole request, retries and failovers included, in seconds."""
+
+
+class Stream(_Model):
+    """Streaming behaviour."""
+
+    resume: Literal["off", "splice"] = "off"
+    """After a cut stream: off (raise an in-band error) or splice (regenerate, splice on an exact repeat)."""
+
+
+class Expectation(_Model):
+    """What a routing test expects; every given field must hold."""
+
+    first: str | None = None
+    """The first candidate, as provider/model."""
+    queue: tuple[str, ...] | None = None
+    """The whole fallback queue in order, each as provider/model."""
+    match: Literal["explicit", "auto", "pin", "exact", "substring", "difflib", "unchanged"] | None = None
+    """How the first candidate was matched."""
+    no_route: bool = False
+    """The request must find no route at all."""
+
+    @model_validator(mode="after")
+    def _something(self) -> Expectation:
+        if self.first is None and self.queue is None and self.match is None and not self.no_route:
+            raise PydanticCustomError("empty_expectation", "expect needs first, queue, match or no_route")
+        return self
+
+
+class PolicyTest(_Model):
+    """A routing expectation checked by ``router validate``."""
+
+    namespace: Namespace = "chat"
+    """The namespace of the request."""
+    model: str = "auto"
+    """The requested model."""
+    provider: str | None = None
+    """An explicitly preferred provider, as a caller's provider= argument."""
+    keys: tuple[str, ...] | None = None
+    """Which api_key_env variables count as set; null = all of them."""
+    exclude: tuple[str, ...] = ()
+    """Providers the caller excludes."""
+    expect: Expectation
+    """What must hold."""
+
+
+class Policy(_Model):
+    """A routing policy: providers, routing rules per namespace, retry and failover, and routing tests."""
+
+    model_config = ConfigDict(title="router policy (routes.yaml)")
+
+    version: Literal[1]
+    """Version of the policy language."""
+    seed: int | None = None
+    """An integer makes every random choice (shuffled ties) reproducible; null = random."""
+    providers: Annotated[dict[ProviderName, Provider], Field(min_length=1)]
+    """Provider name -> provider; names are matched case-insensitively and may not contain "/"."""
+    routes: Routes = Routes()
+    """Routing rules per namespace."""
+    retry: Retry = Retry()
+    """Retrying the same provider."""
+    failover: Failover = Failover()
+    """Failing over to the next candidate."""
+    stream: Stream = Stream()
+    """Streaming behaviour."""
+    tests: tuple[PolicyTest, ...] = ()
+    """Routing expectations checked by router validate."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPolicy:
+    """A validated policy with where it came from: file name, YAML places and the text's sha256."""
+
+    policy: Policy
+    file: str
+    positions: _yaml.Positions
+    sha256: str
+
+
+def load_policy(source: str | os.PathLike[str] | Mapping[str, Any]) -> Policy:
+    """Load and validate a policy from a path, a YAML string or a mapping.
+
+    A ``str`` holding a newline (or starting with ``{``) is YAML text; any other ``str`` or ``PathLike`` is a
+    path. Raises :class:`~router.errors.PolicyError` listing every problem, each with its line and column
+    when the policy came from YAML; ``OSError`` when the file cannot be read.
+    """
+    return read_policy(source).policy
+
+
+def read_policy(source: str | os.PathLike[str] | Mapping[str, Any]) -> LoadedPolicy:
+    """:func:`load_policy`, keeping the file name, the YAML places and the sha256 of the text."""
+    if isinstance(source, Mapping):
+        text, file = json.dumps(source, sort_keys=True, default=str), "<mapping>"
+        policy = validate_policy(source, file, _yaml.Positions(), [])
+        return LoadedPolicy(policy, file, _yaml.Positions(), hashlib.sha256(text.encode()).hexdigest())
+    if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
+        text, file = source, "<string>"
+    else:
+        text, file = Path(source).read_text(encoding="utf-8"), str(source)
+    data, positions, issues = _yaml.parse(text, file)
+    policy = validate_policy(data, file, positions, issues)
+    return LoadedPolicy(policy, file, positions, hashlib.sha256(text.encode()).hexdigest())
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of routes.yaml (committed as ``schemas/routes.schema.json``)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/router/router/schemas/routes.schema.json",
+        **Policy.model_json_schema(),
+    }
+
+
+def validate_policy(data: Any, file: str, positions: _yaml.Positions, issues: list[PolicyIssue]) -> Policy:
+    """Validate parsed data; ``issues`` (from parsing), structural and reference problems are raised together."""
+    from router import checks  # noqa: PLC0415 - checks imports this module; a top-level import would cycle
+
+    problems: list[checks.Problem] = []
+    policy: Policy | None = None
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(checks.from_validation_error(exc, data, Policy))
+    problems.extend(checks.reference_problems(data, adapters=checks.known_adapters()))
+    if problems or issues or policy is None:
+        raise PolicyError(sorted([*issues, *checks.locate(problems, file, positions)], key=_file_order))
+    return policy
+
+
+def _file_order(issue: PolicyIssue) -> tuple[int, int]:
+    return issue.line or 0, issue.column or 0

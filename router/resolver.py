@@ -1,0 +1,497 @@
+"""The compiled policy and its request-time half: which provider and model go first, and what follows.
+
+``compile_policy`` (in :mod:`router.compiler`) builds a :class:`Resolver` once; ``Resolver.resolve`` then
+does dictionary lookups and cached name matching only::
+
+    resolve(namespace, model, provider=..., keys=..., exclude=...) -> Route
+        Route.first                      the first Candidate (DESIGN section 4)
+        Route.queue                      FallbackQueue: first, pin chain, then the tiers (DESIGN section 5)
+
+The queue is lazy: a walk that stops at the second candidate never computes the fuzzy or any tier, which
+matters with a thousand providers. It is also replayable: every shuffle of equal priorities draws from
+``random.Random(route.seed)``, so iterating a queue twice gives the same order and
+``resolve(..., seed=route.seed)`` rebuilds the same route. Route seeds come from one generator seeded with
+the policy's ``seed:``, so a seeded policy replays a whole sequence of decisions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Literal, TypeVar
+
+from router.checks import suggest
+from router.errors import NoRouteError
+from router.matching import ModelIndex
+
+__all__ = [
+    "Availability",
+    "Candidate",
+    "FallbackQueue",
+    "PinRule",
+    "ProviderSpec",
+    "Resolver",
+    "RetryPlan",
+    "Route",
+    "Table",
+]
+
+Source = Literal["explicit", "pin", "exact", "fuzzy", "any"]
+"""Where a candidate came from: an explicit provider, a pin's chain, or a fallback tier."""
+MatchKind = Literal["explicit", "auto", "pin", "exact", "substring", "difflib", "unchanged"]
+"""How the first candidate was chosen."""
+_MEMO_LIMIT = 4096
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One provider and the model to ask it for; ``tier`` says how it got into the queue."""
+
+    provider: str
+    model: str
+    tier: Source
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    """How often and how patiently one candidate is retried before the queue moves on."""
+
+    attempts: int
+    backoff_s: float
+    max_backoff_s: float
+    retry_after_max_s: float
+    on: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A provider as compiled: connection data for adapters, and what it serves."""
+
+    name: str
+    adapter: str
+    base_url: str | None
+    auth: str
+    api_key_env: str | None
+    priority: int
+    timeout_s: float
+    first_chunk_timeout_s: float
+    stall_timeout_s: float
+    models: Mapping[str, tuple[str, ...]]
+    discover: frozenset[str]
+    voices: tuple[str, ...]
+    headers: Mapping[str, str]
+
+    def serves(self, namespace: str) -> bool:
+        """Whether the provider declares models (or discovery) for ``namespace``."""
+        return namespace in self.models or namespace in self.discover
+
+    def default_model(self, namespace: str) -> str | None:
+        """The first listed model of ``namespace``; ``None`` for a provider that discovers its models."""
+        listed = self.models.get(namespace)
+        return listed[0] if listed else None
+
+
+@dataclass(frozen=True, slots=True)
+class PinRule:
+    """A compiled pin: the glob, its regex, the chain as (provider index, model or None), the tiers after."""
+
+    glob: str
+    pattern: re.Pattern[str]
+    chain: tuple[tuple[int, str | None], ...]
+    then: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Everything about one namespace that resolution needs, indexed.
+
+    ``groups`` holds the serving, not policy-excluded providers in tier order; the members of one group are
+    shuffled at resolve time (equal priorities, or everyone under ``order: shuffle``). ``exact`` maps a
+    casefolded model name to the same grouping restricted to the providers listing it, each with its own
+    spelling. ``own`` maps a provider to its models' ids in ``index`` and their spellings.
+    """
+
+    namespace: str
+    groups: tuple[tuple[int, ...], ...]
+    excluded: frozenset[int]
+    exact: Mapping[str, tuple[tuple[tuple[int, str], ...], ...]]
+    own: Mapping[int, Mapping[int, str]]
+    holders: tuple[tuple[int, ...], ...]
+    index: ModelIndex
+    aliases: Mapping[str, str]
+    pins: tuple[PinRule, ...]
+    tiers: tuple[str, ...]
+    max_attempts: int | None
+    pin_memo: dict[str, PinRule | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def pin_for(self, model: str) -> PinRule | None:
+        """The first pin whose glob matches the casefolded ``model``, memoised per name."""
+        try:
+            return self.pin_memo[model]
+        except KeyError:
+            found = next((pin for pin in self.pins if pin.pattern.match(model)), None)
+            if len(self.pin_memo) >= _MEMO_LIMIT:
+                self.pin_memo.clear()
+            self.pin_memo[model] = found
+            return found
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Which providers one caller may use in one namespace, and why each other one was dropped."""
+
+    ok: frozenset[int]
+    dropped: Mapping[int, str]
+
+
+class _Shuffler:
+    """Lazy, replayable shuffling of groups: ``random.Random(seed)`` is only built when a tie needs it."""
+
+    __slots__ = ("_random", "_seed")
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+        self._random: random.Random | None = None
+
+    def order(self, group: Sequence[int]) -> Iterable[int]:
+        """The group's members in a random order, drawn one at a time (Fisher-Yates, stopped early)."""
+        return group if len(group) < 2 else self._lazy(list(group))
+
+    def order_pairs(self, group: Sequence[tuple[int, str]]) -> Iterable[tuple[int, str]]:
+        """Like :meth:`order`, for (provider, spelling) pairs."""
+        return group if len(group) < 2 else self._lazy(list(group))
+
+    def _lazy(self, items: list[_T]) -> Iterator[_T]:
+        if self._random is None:
+            self._random = random.Random(self._seed)
+        draw = self._random.randrange
+        for i in range(len(items)):
+            j = draw(i, len(items))
+            items[i], items[j] = items[j], items[i]
+            yield items[i]
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackQueue:
+    """The candidates of one request in order, first included; iterate it (lazily) or ``tuple()`` it.
+
+    Order: the first candidate, the rest of a pin's chain, then each tier (``exact``, ``fuzzy``, ``any`` as
+    the route lists them) over the available providers; no provider twice; at most ``limit`` candidates.
+    """
+
+    first: Candidate
+    limit: int | None
+    _resolver: Resolver
+    _table: Table
+    _ok: frozenset[int]
+    _first_index: int
+    _chain: tuple[tuple[int, str], ...]
+    _tiers: tuple[str, ...]
+    _target: str
+    _seed: int
+
+    def __iter__(self) -> Iterator[Candidate]:
+        return islice(self._walk(), self.limit)
+
+    def _walk(self) -> Iterator[Candidate]:
+        yield self.first
+        used = {self._first_index}
+        names = self._resolver.names
+        for index, model in self._chain:
+            if index not in used:
+                used.add(index)
+                yield Candidate(names[index], model, "pin")
+        shuffler = _Shuffler(self._seed)
+        for tier in self._tiers:
+            for index, model in self._tier(tier, shuffler, used):
+                if index not in used:
+                    used.add(index)
+                    yield Candidate(names[index], model, tier)  # type: ignore[arg-type]
+
+    def _tier(self, tier: str, shuffler: _Shuffler, used: set[int]) -> Iterator[tuple[int, str]]:
+        table, ok = self._table, self._ok
+        if tier == "exact":
+            for pairs in table.exact.get(self._target.casefold(), ()):
+                yield from ((i, m) for i, m in shuffler.order_pairs(pairs) if i in ok)
+        elif tier == "fuzzy":
+            ranking = table.index.ranking(self._target.casefold())
+            for group in table.groups:
+                for i in shuffler.order(group):
+                    if i in ok and i not in used and (found := ranking.closest_among(i, table.own[i].keys())):
+                        yield i, table.own[i][found[0]]
+        else:
+            providers = self._resolver.providers
+            for group in table.groups:
+                for i in shuffler.order(group):
+                    if i in ok:
+                        yield i, providers[i].default_model(table.namespace) or self._target
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The outcome of resolving one request: how it matched, the first candidate and the whole queue."""
+
+    namespace: str
+    requested_model: str
+    model: str
+    """The requested model after aliases and a ``provider/`` prefix: the name that was matched."""
+    match: MatchKind
+    first: Candidate
+    queue: FallbackQueue
+    seed: int
+    """The seed of this route's shuffles; ``resolve(..., seed=route.seed)`` replays it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The first candidate and what follows it, before it is wrapped in a Route."""
+
+    first: tuple[int, str, Source]
+    match: MatchKind
+    chain: tuple[tuple[int, str], ...]
+    tiers: tuple[str, ...]
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolver:
+    """A compiled policy: providers, one :class:`Table` per namespace, retry and failover plans.
+
+    Built by :func:`router.compile_policy`; immutable apart from its caches and its seeded generator of
+    route seeds, and safe to share between threads.
+    """
+
+    providers: tuple[ProviderSpec, ...]
+    tables: Mapping[str, Table]
+    retry: RetryPlan
+    failover_on: frozenset[str]
+    deadline_s: float
+    stream_resume: str
+    seed: int | None
+    names: tuple[str, ...] = field(init=False)
+    by_name: Mapping[str, int] = field(init=False)
+    _rng: random.Random = field(init=False, repr=False, compare=False)
+    _views: dict[tuple[object, ...], Availability] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(p.name for p in self.providers)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "by_name", {name.casefold(): i for i, name in enumerate(names)})
+        object.__setattr__(self, "_rng", random.Random(self.seed))
+        object.__setattr__(self, "_views", {})
+
+    def provider(self, name: str) -> ProviderSpec:
+        """The provider called ``name`` (case-insensitive); ``KeyError`` when there is none."""
+        return self.providers[self.by_name[name.casefold()]]
+
+    def resolve(
+        self,
+        namespace: str,
+        model: str,
+        *,
+        provider: str | None = None,
+        keys: Collection[str] = frozenset(),
+        exclude: Collection[str] = frozenset(),
+        api_key: bool = False,
+        seed: int | None = None,
+    ) -> Route:
+        """Resolve one request into its first candidate and fallback queue (DESIGN sections 4 and 5).
+
+        ``keys`` are the ``api_key_env`` names that hold a key; ``api_key`` says the caller has a key of its
+        own, which unlocks every ``auth: required`` provider. ``exclude`` adds to the policy's exclusions.
+        ``seed`` replays an earlier route's shuffles. Raises :class:`~router.errors.NoRouteError` when no
+        available provider can take the request, naming why each provider was dropped.
+        """
+        if not model:
+            raise ValueError("model must be a non-empty string; 'auto' asks for a provider's default model")
+        table = self._table(namespace)
+        view = self.availability(namespace, keys=keys, exclude=exclude, api_key=api_key)
+        if seed is None:
+            seed = self._rng.getrandbits(64)
+        shuffler = _Shuffler(seed)
+        name = table.aliases.get(model.casefold(), model)
+        explicit, name, prefixed = self._explicit(table, view, name, provider)
+        if explicit is not None:
+            plan = self._explicit_plan(table, explicit, name, literal=prefixed)
+        elif name.casefold() == "auto":
+            plan = self._auto_plan(table, view, shuffler, model)
+        else:
+            plan = self._model_plan(table, view, shuffler, name)
+        index, first_model, tier = plan.first
+        first = Candidate(self.names[index], first_model, tier)
+        queue = FallbackQueue(
+            first, table.max_attempts, self, table, view.ok, index, plan.chain, plan.tiers, plan.target, seed
+        )
+        return Route(namespace, model, name, plan.match, first, queue, seed)
+
+    def availability(
+        self,
+        namespace: str,
+        *,
+        keys: Collection[str] = frozenset(),
+        exclude: Collection[str] = frozenset(),
+        api_key: bool = False,
+    ) -> Availability:
+        """Which providers serve ``namespace`` for this caller, and the reason for every one that does not."""
+        keys = keys if isinstance(keys, frozenset) else frozenset(keys)
+        exclude = exclude if isinstance(exclude, frozenset) else frozenset(exclude)
+        cache_key = (namespace, keys, exclude, api_key)
+        view = self._views.get(cache_key)
+        if view is None:
+            if len(self._views) >= _MEMO_LIMIT:
+                self._views.clear()
+            view = self._views[cache_key] = self._availability(self._table(namespace), keys, exclude, api_key)
+        return view
+
+    def _availability(self, table: Table, keys: frozenset[str], exclude: frozenset[str], api_key: bool) -> Availability:
+        unknown = [name for name in exclude if name.casefold() not in self.by_name]
+        if unknown:
+            raise ValueError(f"exclude names unknown provider {unknown[0]!r}{suggest(unknown[0], self.names)}")
+        excluded_by_caller = {self.by_name[name.casefold()] for name in exclude}
+        ok, dropped = set(), {}
+        for i, spec in enumerate(self.providers):
+            if not spec.serves(table.namespace):
+                dropped[i] = f"does not serve {table.namespace}"
+            elif i in table.excluded:
+                dropped[i] = f"excluded by the policy (routes.{table.namespace}.exclude)"
+            elif i in excluded_by_caller:
+                dropped[i] = "excluded by the caller"
+            elif spec.auth == "required" and not api_key and spec.api_key_env not in keys:
+                dropped[i] = (
+                    f"no key ({spec.api_key_env} is not set)"
+                    if spec.api_key_env
+                    else "no key (auth is required and no api_key_env is declared; pass api_key)"
+                )
+            else:
+                ok.add(i)
+        return Availability(frozenset(ok), dropped)
+
+    # -- the first candidate -----------------------------------------------------------------------
+
+    def _table(self, namespace: str) -> Table:
+        try:
+            return self.tables[namespace]
+        except KeyError:
+            raise ValueError(f"unknown namespace {namespace!r}; expected one of {', '.join(self.tables)}") from None
+
+    def _explicit(
+        self, table: Table, view: Availability, name: str, provider: str | None
+    ) -> tuple[int | None, str, bool]:
+        """A provider named by a ``provider/`` prefix or ``provider=``, checked to be available.
+
+        A prefix names a provider unless the whole string is itself a listed model. Returns the provider's
+        index (or None), the model name without the prefix, and whether a prefix named the provider (its
+        model is then taken literally).
+        """
+        prefix, slash, rest = name.partition("/")
+        whole_is_listed = name.casefold() in table.exact  # "openai/gpt-oss-120b" as Groq lists it
+        index = self.by_name.get(prefix.casefold()) if slash and rest and not whole_is_listed else None
+        prefixed = index is not None
+        if prefixed:
+            name = rest
+        elif provider is not None:
+            index = self.by_name.get(provider.casefold())
+            if index is None:
+                raise self._no_route(table, view, name, f"unknown provider {provider!r}{suggest(provider, self.names)}")
+        if index is not None and index not in view.ok:
+            why = view.dropped[index]
+            raise self._no_route(table, view, name, f"provider {self.names[index]} is unavailable: {why}")
+        return index, name, prefixed
+
+    def _explicit_plan(self, table: Table, index: int, name: str, *, literal: bool) -> _Plan:
+        spec, ns = self.providers[index], table.namespace
+        if name.casefold() == "auto":
+            model = spec.default_model(ns)
+            if model is None:
+                raise NoRouteError(ns, name, f"provider {spec.name} lists no default {ns} model", {})
+        else:
+            model = self._model_at(table, index, name, literal=literal)
+        return _Plan((index, model, "explicit"), "explicit", (), table.tiers, model)
+
+    def _model_at(self, table: Table, index: int, name: str, *, literal: bool) -> str:
+        """``name`` as provider ``index`` spells it: listed, else (for a bare provider=) its closest."""
+        for pairs in table.exact.get(name.casefold(), ()):
+            for i, spelling in pairs:
+                if i == index:
+                    return spelling
+        if literal or not table.own.get(index):  # named outright, or a provider that discovers its models
+            return name
+        if "fuzzy" in table.tiers:
+            found = table.index.ranking(name.casefold()).closest_among(index, table.own[index].keys())
+            if found is not None:
+                return table.own[index][found[0]]
+        if "any" in table.tiers:
+            return name
+        reason = f"provider {self.names[index]} does not list it and tier any is disabled"
+        raise NoRouteError(table.namespace, name, reason, {})
+
+    def _auto_plan(self, table: Table, view: Availability, shuffler: _Shuffler, requested: str) -> _Plan:
+        ns = table.namespace
+        for group in table.groups:
+            for i in shuffler.order(group):
+                model = self.providers[i].default_model(ns)
+                if i in view.ok and model is not None:
+                    return _Plan((i, model, "any"), "auto", (), table.tiers, model)
+        raise self._no_route(table, view, requested, "no available provider has a default model")
+
+    def _model_plan(self, table: Table, view: Availability, shuffler: _Shuffler, name: str) -> _Plan:
+        pin = table.pin_for(name.casefold())
+        tiers = table.tiers if pin is None else pin.then
+        chain: tuple[tuple[int, str], ...] = ()
+        if pin is not None:
+            chain = tuple(
+                (i, model or self._model_at(table, i, name, literal=True)) for i, model in pin.chain if i in view.ok
+            )
+            if chain:
+                return _Plan((*chain[0], "pin"), "pin", chain[1:], tiers, name)
+        for tier in tiers:
+            found = self._match(table, view, shuffler, name, tier)
+            if found is not None:
+                first, kind, target = found
+                return _Plan(first, kind, (), tiers, target)
+        if pin is not None and not tiers:
+            raise self._no_route(table, view, name, f"no provider of pin {pin.glob!r} is available")
+        reason = "no available provider lists it" + ("" if "any" in tiers else " and tier any is disabled")
+        raise self._no_route(table, view, name, reason)
+
+    def _match(
+        self, table: Table, view: Availability, shuffler: _Shuffler, name: str, tier: str
+    ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
+        """The first candidate ``tier`` allows for ``name``: (candidate, how it matched, the model that follows)."""
+        ok, key = view.ok, name.casefold()
+        if tier == "exact":
+            return self._first_holder(table, ok, shuffler, key, "exact")
+        if tier == "fuzzy":
+            found = table.index.ranking(key).best(lambda m: not ok.isdisjoint(table.holders[m]))
+            if found is None:
+                return None
+            model_id, kind, _ = found
+            return self._first_holder(table, ok, shuffler, table.index.names[model_id], kind)
+        for group in table.groups:
+            for i in shuffler.order(group):
+                if i in ok:
+                    return (i, name, "any"), "unchanged", name
+        return None
+
+    def _first_holder(
+        self, table: Table, ok: frozenset[int], shuffler: _Shuffler, key: str, kind: MatchKind
+    ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
+        tier: Source = "exact" if kind == "exact" else "fuzzy"
+        for pairs in table.exact.get(key, ()):
+            for i, spelling in shuffler.order_pairs(pairs):
+                if i in ok:
+                    return (i, spelling, tier), kind, spelling
+        return None
+
+    def _no_route(self, table: Table, view: Availability, model: str, reason: str) -> NoRouteError:
+        dropped = {self.names[i]: why for i, why in view.dropped.items()}
+        for i in sorted(view.ok):
+            dropped.setdefault(self.names[i], f"available, but no match for {model!r}")
+        return NoRouteError(table.namespace, model, reason, dropped)
