@@ -167,6 +167,8 @@ class _Names:
             models = spec.get("models")
             for ns in NAMESPACES:
                 listed = models.get(ns) if isinstance(models, Mapping) else None
+                if listed is not None and listed != "discover" and not isinstance(listed, list):
+                    listed = "discover"  # malformed (reported by pydantic): assume it serves, say nothing more
                 if listed == "discover":
                     self.discover.add(ns)
                 if listed == "discover" or (isinstance(listed, list) and listed):

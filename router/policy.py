@@ -86,7 +86,7 @@ def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
     seen: set[str] = set()
     for value in values:
         if value.casefold() in seen:
-            raise PydanticCustomError("duplicate", "{value!r} is listed twice", {"value": value})
+            raise PydanticCustomError("duplicate", "'{value}' is listed twice", {"value": value})
         seen.add(value.casefold())
     return values
 

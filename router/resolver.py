@@ -145,10 +145,18 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Availability:
-    """Which providers one caller may use in one namespace, and why each other one was dropped."""
+    """Which providers one caller may use in one namespace, and why each other one was dropped.
+
+    Built once per (namespace, keys, exclusions) and cached by the resolver; it also carries what a
+    request-time walk needs, so that a queue holds one reference instead of many.
+    """
 
     ok: frozenset[int]
     dropped: Mapping[int, str]
+    table: Table
+    names: tuple[str, ...]
+    defaults: tuple[str | None, ...]
+    """Each provider's default model in this namespace (None: none listed)."""
 
 
 class _Shuffler:
@@ -179,6 +187,17 @@ class _Shuffler:
 
 
 @dataclass(frozen=True, slots=True)
+class _Plan:
+    """The first candidate of a request and what follows it."""
+
+    first: tuple[int, str, Source]
+    match: MatchKind
+    chain: tuple[tuple[int, str], ...]
+    tiers: tuple[str, ...]
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class FallbackQueue:
     """The candidates of one request in order, first included; iterate it (lazily) or ``tuple()`` it.
 
@@ -188,13 +207,8 @@ class FallbackQueue:
 
     first: Candidate
     limit: int | None
-    _resolver: Resolver
-    _table: Table
-    _ok: frozenset[int]
-    _first_index: int
-    _chain: tuple[tuple[int, str], ...]
-    _tiers: tuple[str, ...]
-    _target: str
+    _plan: _Plan
+    _view: Availability
     _seed: int
 
     def __iter__(self) -> Iterator[Candidate]:
@@ -202,36 +216,36 @@ class FallbackQueue:
 
     def _walk(self) -> Iterator[Candidate]:
         yield self.first
-        used = {self._first_index}
-        names = self._resolver.names
-        for index, model in self._chain:
+        plan, names = self._plan, self._view.names
+        used = {plan.first[0]}
+        for index, model in plan.chain:
             if index not in used:
                 used.add(index)
                 yield Candidate(names[index], model, "pin")
         shuffler = _Shuffler(self._seed)
-        for tier in self._tiers:
+        for tier in plan.tiers:
             for index, model in self._tier(tier, shuffler, used):
                 if index not in used:
                     used.add(index)
                     yield Candidate(names[index], model, tier)  # type: ignore[arg-type]
 
     def _tier(self, tier: str, shuffler: _Shuffler, used: set[int]) -> Iterator[tuple[int, str]]:
-        table, ok = self._table, self._ok
+        view, target = self._view, self._plan.target
+        table, ok = view.table, view.ok
         if tier == "exact":
-            for pairs in table.exact.get(self._target.casefold(), ()):
+            for pairs in table.exact.get(target.casefold(), ()):
                 yield from ((i, m) for i, m in shuffler.order_pairs(pairs) if i in ok)
         elif tier == "fuzzy":
-            ranking = table.index.ranking(self._target.casefold())
+            ranking = table.index.ranking(target.casefold())
             for group in table.groups:
                 for i in shuffler.order(group):
                     if i in ok and i not in used and (found := ranking.closest_among(i, table.own[i].keys())):
                         yield i, table.own[i][found[0]]
         else:
-            providers = self._resolver.providers
             for group in table.groups:
                 for i in shuffler.order(group):
                     if i in ok:
-                        yield i, providers[i].default_model(table.namespace) or self._target
+                        yield i, view.defaults[i] or target
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,17 +261,6 @@ class Route:
     queue: FallbackQueue
     seed: int
     """The seed of this route's shuffles; ``resolve(..., seed=route.seed)`` replays it."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """The first candidate and what follows it, before it is wrapped in a Route."""
-
-    first: tuple[int, str, Source]
-    match: MatchKind
-    chain: tuple[tuple[int, str], ...]
-    tiers: tuple[str, ...]
-    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,20 +319,24 @@ class Resolver:
         if seed is None:
             seed = self._rng.getrandbits(64)
         shuffler = _Shuffler(seed)
-        name = table.aliases.get(model.casefold(), model)
-        explicit, name, prefixed = self._explicit(table, view, name, provider)
+        key = model.casefold()
+        name = table.aliases.get(key)
+        if name is None:
+            name = model
+        else:
+            key = name.casefold()
+        explicit, name, key, prefixed = self._explicit(table, view, name, key, provider)
         if explicit is not None:
-            plan = self._explicit_plan(table, explicit, name, literal=prefixed)
-        elif name.casefold() == "auto":
+            plan = self._explicit_plan(table, explicit, name, key, literal=prefixed)
+        elif key == "auto":
             plan = self._auto_plan(table, view, shuffler, model)
         else:
-            plan = self._model_plan(table, view, shuffler, name)
+            plan = self._model_plan(table, view, shuffler, name, key)
         index, first_model, tier = plan.first
         first = Candidate(self.names[index], first_model, tier)
-        queue = FallbackQueue(
-            first, table.max_attempts, self, table, view.ok, index, plan.chain, plan.tiers, plan.target, seed
+        return Route(
+            namespace, model, name, plan.match, first, FallbackQueue(first, table.max_attempts, plan, view, seed), seed
         )
-        return Route(namespace, model, name, plan.match, first, queue, seed)
 
     def availability(
         self,
@@ -371,7 +378,8 @@ class Resolver:
                 )
             else:
                 ok.add(i)
-        return Availability(frozenset(ok), dropped)
+        defaults = tuple(p.default_model(table.namespace) for p in self.providers)
+        return Availability(frozenset(ok), dropped, table, self.names, defaults)
 
     # -- the first candidate -----------------------------------------------------------------------
 
@@ -382,32 +390,33 @@ class Resolver:
             raise ValueError(f"unknown namespace {namespace!r}; expected one of {', '.join(self.tables)}") from None
 
     def _explicit(
-        self, table: Table, view: Availability, name: str, provider: str | None
-    ) -> tuple[int | None, str, bool]:
+        self, table: Table, view: Availability, name: str, key: str, provider: str | None
+    ) -> tuple[int | None, str, str, bool]:
         """A provider named by a ``provider/`` prefix or ``provider=``, checked to be available.
 
-        A prefix names a provider unless the whole string is itself a listed model. Returns the provider's
-        index (or None), the model name without the prefix, and whether a prefix named the provider (its
-        model is then taken literally).
+        A prefix names a provider unless the whole string is itself a listed model ("openai/gpt-oss-120b"
+        as Groq lists it). Returns the provider's index (or None), the model name and its casefold without
+        the prefix, and whether a prefix named the provider (its model is then taken literally).
         """
-        prefix, slash, rest = name.partition("/")
-        whole_is_listed = name.casefold() in table.exact  # "openai/gpt-oss-120b" as Groq lists it
-        index = self.by_name.get(prefix.casefold()) if slash and rest and not whole_is_listed else None
+        index = None
+        if "/" in key and key not in table.exact:
+            prefix, _, rest = name.partition("/")
+            index = self.by_name.get(prefix.casefold()) if rest else None
+            if index is not None:
+                name, key = rest, rest.casefold()
         prefixed = index is not None
-        if prefixed:
-            name = rest
-        elif provider is not None:
+        if index is None and provider is not None:
             index = self.by_name.get(provider.casefold())
             if index is None:
-                raise self._no_route(table, view, name, f"unknown provider {provider!r}{suggest(provider, self.names)}")
+                raise self._no_route(view, name, f"unknown provider {provider!r}{suggest(provider, self.names)}")
         if index is not None and index not in view.ok:
             why = view.dropped[index]
-            raise self._no_route(table, view, name, f"provider {self.names[index]} is unavailable: {why}")
-        return index, name, prefixed
+            raise self._no_route(view, name, f"provider {self.names[index]} is unavailable: {why}")
+        return index, name, key, prefixed
 
-    def _explicit_plan(self, table: Table, index: int, name: str, *, literal: bool) -> _Plan:
+    def _explicit_plan(self, table: Table, index: int, name: str, key: str, *, literal: bool) -> _Plan:
         spec, ns = self.providers[index], table.namespace
-        if name.casefold() == "auto":
+        if key == "auto":
             model = spec.default_model(ns)
             if model is None:
                 raise NoRouteError(ns, name, f"provider {spec.name} lists no default {ns} model", {})
@@ -433,18 +442,16 @@ class Resolver:
         raise NoRouteError(table.namespace, name, reason, {})
 
     def _auto_plan(self, table: Table, view: Availability, shuffler: _Shuffler, requested: str) -> _Plan:
-        ns = table.namespace
         for group in table.groups:
             for i in shuffler.order(group):
-                model = self.providers[i].default_model(ns)
-                if i in view.ok and model is not None:
+                model = view.defaults[i]
+                if model is not None and i in view.ok:
                     return _Plan((i, model, "any"), "auto", (), table.tiers, model)
-        raise self._no_route(table, view, requested, "no available provider has a default model")
+        raise self._no_route(view, requested, "no available provider has a default model")
 
-    def _model_plan(self, table: Table, view: Availability, shuffler: _Shuffler, name: str) -> _Plan:
-        pin = table.pin_for(name.casefold())
+    def _model_plan(self, table: Table, view: Availability, shuffler: _Shuffler, name: str, key: str) -> _Plan:
+        pin = table.pin_for(key) if table.pins else None
         tiers = table.tiers if pin is None else pin.then
-        chain: tuple[tuple[int, str], ...] = ()
         if pin is not None:
             chain = tuple(
                 (i, model or self._model_at(table, i, name, literal=True)) for i, model in pin.chain if i in view.ok
@@ -452,46 +459,48 @@ class Resolver:
             if chain:
                 return _Plan((*chain[0], "pin"), "pin", chain[1:], tiers, name)
         for tier in tiers:
-            found = self._match(table, view, shuffler, name, tier)
+            found = self._match(view, shuffler, name, key, tier)
             if found is not None:
                 first, kind, target = found
                 return _Plan(first, kind, (), tiers, target)
         if pin is not None and not tiers:
-            raise self._no_route(table, view, name, f"no provider of pin {pin.glob!r} is available")
+            raise self._no_route(view, name, f"no provider of pin {pin.glob!r} is available")
         reason = "no available provider lists it" + ("" if "any" in tiers else " and tier any is disabled")
-        raise self._no_route(table, view, name, reason)
+        raise self._no_route(view, name, reason)
 
     def _match(
-        self, table: Table, view: Availability, shuffler: _Shuffler, name: str, tier: str
+        self, view: Availability, shuffler: _Shuffler, name: str, key: str, tier: str
     ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
-        """The first candidate ``tier`` allows for ``name``: (candidate, how it matched, the model that follows)."""
-        ok, key = view.ok, name.casefold()
+        """The first candidate ``tier`` allows: (provider, model, source), how it matched, the model that follows."""
+        table, ok = view.table, view.ok
         if tier == "exact":
-            return self._first_holder(table, ok, shuffler, key, "exact")
+            return _first_holder(table, ok, shuffler, key, "exact")
         if tier == "fuzzy":
             found = table.index.ranking(key).best(lambda m: not ok.isdisjoint(table.holders[m]))
             if found is None:
                 return None
             model_id, kind, _ = found
-            return self._first_holder(table, ok, shuffler, table.index.names[model_id], kind)
+            return _first_holder(table, ok, shuffler, table.index.names[model_id], kind)
         for group in table.groups:
             for i in shuffler.order(group):
                 if i in ok:
                     return (i, name, "any"), "unchanged", name
         return None
 
-    def _first_holder(
-        self, table: Table, ok: frozenset[int], shuffler: _Shuffler, key: str, kind: MatchKind
-    ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
-        tier: Source = "exact" if kind == "exact" else "fuzzy"
-        for pairs in table.exact.get(key, ()):
-            for i, spelling in shuffler.order_pairs(pairs):
-                if i in ok:
-                    return (i, spelling, tier), kind, spelling
-        return None
-
-    def _no_route(self, table: Table, view: Availability, model: str, reason: str) -> NoRouteError:
+    def _no_route(self, view: Availability, model: str, reason: str) -> NoRouteError:
         dropped = {self.names[i]: why for i, why in view.dropped.items()}
         for i in sorted(view.ok):
             dropped.setdefault(self.names[i], f"available, but no match for {model!r}")
-        return NoRouteError(table.namespace, model, reason, dropped)
+        return NoRouteError(view.table.namespace, model, reason, dropped)
+
+
+def _first_holder(
+    table: Table, ok: frozenset[int], shuffler: _Shuffler, key: str, kind: MatchKind
+) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
+    """The first available provider listing the model ``key``, in tier order, with its spelling."""
+    tier: Source = "exact" if kind == "exact" else "fuzzy"
+    for pairs in table.exact.get(key, ()):
+        for i, spelling in shuffler.order_pairs(pairs):
+            if i in ok:
+                return (i, spelling, tier), kind, spelling
+    return None
