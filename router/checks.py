@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from router._yaml import Path, Positions, dotted
 from router.errors import NoRouteError, PolicyIssue
-from router.policy import BUILTIN_ADAPTERS, NAMESPACES, Policy
+from router.policy import BUILTIN_ADAPTERS, ENV_NAME, NAMESPACES, Policy
 
 if TYPE_CHECKING:
     from router.resolver import Resolver
@@ -176,7 +176,7 @@ class _Names:
                 for model in listed if isinstance(listed, list) else ():
                     if isinstance(model, str):
                         self.models[ns].setdefault(model.casefold(), model)
-            if isinstance(spec.get("api_key_env"), str):
+            if isinstance(spec.get("api_key_env"), str) and ENV_NAME.match(spec["api_key_env"]):
                 self.key_envs.add(spec["api_key_env"])
 
     def provider_problem(self, path: Path, name: str, namespace: str | None = None) -> Problem | None:
@@ -284,7 +284,7 @@ def _test_problems(here: Path, test: Mapping[str, Any], names: _Names) -> Iterat
     ):
         yield problem
     for i, env in _indexed(test.get("keys")):
-        if isinstance(env, str) and env not in names.key_envs:
+        if isinstance(env, str) and ENV_NAME.match(env) and env not in names.key_envs:  # others: pydantic
             hint = suggest(env, names.key_envs)
             yield Problem((*here, "keys", i), f"no provider reads its key from {env!r}{hint}")
     for i, name in _indexed(test.get("exclude")):
@@ -352,6 +352,8 @@ def _expectation_failure(policy: Policy, resolver: Resolver, index: int, keys: f
         )
     except NoRouteError as exc:
         return None if expect.no_route else f"no route ({exc.reason})"
+    except ValueError as exc:  # a request resolve() refuses outright
+        return f"the request is invalid: {exc}"
     if expect.no_route:
         return f"expected no route, got {route.first}"
     queue = [str(c) for c in route.queue]

@@ -174,7 +174,8 @@ def _explain_data(args: argparse.Namespace, route: Route, dropped: dict[str, str
 
 def _explain_text(args: argparse.Namespace, resolver: Resolver, route: Route, dropped: dict[str, str]) -> str:
     queue = list(route.queue)
-    alias = f" (alias of {route.model})" if route.model.casefold() != route.requested_model.casefold() else ""
+    aliased = resolver.tables[route.namespace].aliases.get(route.requested_model.casefold())
+    alias = f" (alias of {aliased})" if aliased is not None else ""
     width = max(len(c.provider) for c in queue)
     lines = [
         f"policy     {args.path}",

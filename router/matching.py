@@ -36,6 +36,7 @@ Match = tuple[int, MatchKind, float]
 """A matched model: its id in the index, how it matched, and its difflib ratio to the requested name."""
 
 _EPSILON = 1e-9
+_BOUND_MARGIN = 1e-6  # rapidfuzz drops scores equal to score_cutoff and rounds: keep those at the cutoff
 _CACHE_LIMIT = 4096
 
 
@@ -100,9 +101,7 @@ class Ranking:
         self._index = index
         self.query = query
         self._lock = threading.Lock()
-        hits = index.substring_hits(query)
-        scored = sorted(((ratio(index.names[i], query), i) for i in hits), key=lambda s: (-s[0], s[1]))
-        self._substring: tuple[tuple[float, int], ...] = tuple(scored)
+        self._substring: tuple[tuple[float, int], ...] | None = None  # global hits, best first; on first best()
         self._bounds: list[tuple[str, float, int]] | None = None  # difflib candidates, best bound first
         self._next = 0
         self._scored: list[tuple[float, int]] = []  # exact ratios of _bounds[:_next]
@@ -110,7 +109,13 @@ class Ranking:
 
     def best(self, accept: Callable[[int], bool] | None = None) -> Match | None:
         """The closest accepted name: substring hits first, then difflib at or above the cutoff."""
-        for score, model_id in self._substring:
+        substring = self._substring
+        if substring is None:
+            index, query = self._index, self.query
+            hits = index.substring_hits(query)
+            scored = sorted(((ratio(index.names[i], query), i) for i in hits), key=lambda s: (-s[0], s[1]))
+            substring = self._substring = tuple(scored)
+        for score, model_id in substring:
             if accept is None or accept(model_id):
                 return model_id, "substring", score
         with self._lock:
@@ -121,7 +126,7 @@ class Ranking:
         if owner in self._per_owner:
             return self._per_owner[owner]
         names, query = self._index.names, self.query
-        hits = [i for i in model_ids if query in names[i] or names[i] in query]
+        hits = [i for i in model_ids if query in names[i] or names[i] in query] if query else []
         found: Match | None = None
         if hits:
             score, model_id = max((ratio(names[i], query), -i) for i in hits)
@@ -138,7 +143,7 @@ class Ranking:
                 self.query,
                 index.names,
                 scorer=Indel.normalized_similarity,
-                score_cutoff=max(index.cutoff - _EPSILON, 0.0),
+                score_cutoff=max(index.cutoff - _BOUND_MARGIN, 0.0),
                 limit=None,
             )
             self._bounds = [(name, bound, model_id) for name, bound, model_id in found]

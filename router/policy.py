@@ -79,7 +79,9 @@ ErrorClass = Literal[
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 BUILTIN_ADAPTERS = ("openai", "anthropic", "gemini", "espeak", "elevenlabs")
 """The wire protocols router ships adapters for."""
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+"""An environment variable name as policies write them: upper case, digits and _. Keys never look like this
+(``sk-...``, ``gsk_...``), so a pasted key is rejected without being echoed."""
 
 
 def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -102,13 +104,16 @@ def _model_list(value: Any) -> Any:
 
 
 def _env_name(value: str | None) -> str | None:
-    if value is not None and not _ENV_NAME.match(value):
+    if value is not None and not ENV_NAME.match(value):
         # Never echo the value: a pasted key is exactly what ends up here.
         raise PydanticCustomError(
             "env_name",
-            "must name an environment variable (letters, digits, _), not hold the key itself",
+            "must name an environment variable (upper case, digits, _), not hold the key itself",
         )
     return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 def _http_url(value: str | None) -> str | None:
@@ -157,7 +162,7 @@ class Provider(_Model):
     """API root, e.g. https://api.openai.com/v1; omitted = the adapter's default."""
     auth: Auth = "required"
     """required: used only when a key is present; optional: used with or without one; none: never sends one."""
-    api_key_env: Annotated[str | None, AfterValidator(_env_name)] = None
+    api_key_env: EnvName | None = None
     """Name of the environment variable holding the key (never the key itself)."""
     priority: int = 0
     """Higher is tried earlier inside a tier; equal priorities are shuffled."""
@@ -304,11 +309,11 @@ class PolicyTest(_Model):
 
     namespace: Namespace = "chat"
     """The namespace of the request."""
-    model: str = "auto"
+    model: str = Field("auto", min_length=1)
     """The requested model."""
     provider: str | None = None
     """An explicitly preferred provider, as a caller's provider= argument."""
-    keys: tuple[str, ...] | None = None
+    keys: tuple[EnvName, ...] | None = None
     """Which api_key_env variables count as set; null = all of them."""
     exclude: tuple[str, ...] = ()
     """Providers the caller excludes."""
@@ -368,10 +373,23 @@ def read_policy(source: str | os.PathLike[str] | Mapping[str, Any]) -> LoadedPol
     if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
         text, file = source, "<string>"
     else:
-        text, file = Path(source).read_text(encoding="utf-8"), str(source)
+        file = str(source)
+        text = _decode(Path(source).read_bytes(), file)
     data, positions, issues = _yaml.parse(text, file)
     policy = validate_policy(data, file, positions, issues)
     return LoadedPolicy(policy, file, positions, hashlib.sha256(text.encode()).hexdigest())
+
+
+def _decode(raw: bytes, file: str) -> str:
+    """UTF-8 text, or a PolicyError placing the first byte that is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        message = f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})"
+        raise PolicyError([PolicyIssue(file, line, column, "", message)]) from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -45,6 +45,7 @@ MatchKind = Literal["explicit", "auto", "pin", "exact", "substring", "difflib", 
 """How the first candidate was chosen."""
 _MEMO_LIMIT = 4096
 _T = TypeVar("_T")
+_MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +161,16 @@ class Availability:
 
 
 class _Shuffler:
-    """Lazy, replayable shuffling of groups: ``random.Random(seed)`` is only built when a tie needs it."""
+    """Lazy, replayable shuffling of tie groups, drawn from a route's seed.
 
-    __slots__ = ("_random", "_seed")
+    A route is a pure function of its seed. The draws come from splitmix64 (a few integer operations), not a
+    ``random.Random``, whose construction alone would cost more than resolving an exact name.
+    """
+
+    __slots__ = ("_state",)
 
     def __init__(self, seed: int) -> None:
-        self._seed = seed
-        self._random: random.Random | None = None
+        self._state = seed & _MASK64
 
     def order(self, group: Sequence[int]) -> Iterable[int]:
         """The group's members in a random order, drawn one at a time (Fisher-Yates, stopped early)."""
@@ -176,12 +180,16 @@ class _Shuffler:
         """Like :meth:`order`, for (provider, spelling) pairs."""
         return group if len(group) < 2 else self._lazy(list(group))
 
+    def _next(self) -> int:
+        self._state = z = (self._state + 0x9E3779B97F4A7C15) & _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return z ^ (z >> 31)
+
     def _lazy(self, items: list[_T]) -> Iterator[_T]:
-        if self._random is None:
-            self._random = random.Random(self._seed)
-        draw = self._random.randrange
-        for i in range(len(items)):
-            j = draw(i, len(items))
+        n = len(items)
+        for i in range(n):
+            j = i + self._next() % (n - i)
             items[i], items[j] = items[j], items[i]
             yield items[i]
 
@@ -327,7 +335,7 @@ class Resolver:
             key = name.casefold()
         explicit, name, key, prefixed = self._explicit(table, view, name, key, provider)
         if explicit is not None:
-            plan = self._explicit_plan(table, explicit, name, key, literal=prefixed)
+            plan = self._explicit_plan(view, explicit, name, key, literal=prefixed)
         elif key == "auto":
             plan = self._auto_plan(table, view, shuffler, model)
         else:
@@ -414,32 +422,36 @@ class Resolver:
             raise self._no_route(view, name, f"provider {self.names[index]} is unavailable: {why}")
         return index, name, key, prefixed
 
-    def _explicit_plan(self, table: Table, index: int, name: str, key: str, *, literal: bool) -> _Plan:
-        spec, ns = self.providers[index], table.namespace
+    def _explicit_plan(self, view: Availability, index: int, name: str, key: str, *, literal: bool) -> _Plan:
+        table = view.table
         if key == "auto":
-            model = spec.default_model(ns)
+            model = view.defaults[index]
             if model is None:
-                raise NoRouteError(ns, name, f"provider {spec.name} lists no default {ns} model", {})
+                raise self._no_route(
+                    view, name, f"provider {self.names[index]} lists no default {table.namespace} model"
+                )
         else:
             model = self._model_at(table, index, name, literal=literal)
+            if model is None:
+                why = f"provider {self.names[index]} does not list it and tier any is disabled"
+                raise self._no_route(view, name, why)
         return _Plan((index, model, "explicit"), "explicit", (), table.tiers, model)
 
-    def _model_at(self, table: Table, index: int, name: str, *, literal: bool) -> str:
-        """``name`` as provider ``index`` spells it: listed, else (for a bare provider=) its closest."""
-        for pairs in table.exact.get(name.casefold(), ()):
-            for i, spelling in pairs:
-                if i == index:
-                    return spelling
+    def _model_at(self, table: Table, index: int, name: str, *, literal: bool) -> str | None:
+        """``name`` as provider ``index`` spells it: listed, else (for a bare provider=) its closest.
+
+        None when the provider does not list it, nothing of its own is close, and tier any is disabled.
+        """
+        listed = _listed(table, index, name)
+        if listed is not None:
+            return listed
         if literal or not table.own.get(index):  # named outright, or a provider that discovers its models
             return name
         if "fuzzy" in table.tiers:
             found = table.index.ranking(name.casefold()).closest_among(index, table.own[index].keys())
             if found is not None:
                 return table.own[index][found[0]]
-        if "any" in table.tiers:
-            return name
-        reason = f"provider {self.names[index]} does not list it and tier any is disabled"
-        raise NoRouteError(table.namespace, name, reason, {})
+        return name if "any" in table.tiers else None
 
     def _auto_plan(self, table: Table, view: Availability, shuffler: _Shuffler, requested: str) -> _Plan:
         for group in table.groups:
@@ -453,9 +465,7 @@ class Resolver:
         pin = table.pin_for(key) if table.pins else None
         tiers = table.tiers if pin is None else pin.then
         if pin is not None:
-            chain = tuple(
-                (i, model or self._model_at(table, i, name, literal=True)) for i, model in pin.chain if i in view.ok
-            )
+            chain = tuple((i, model or _listed(table, i, name) or name) for i, model in pin.chain if i in view.ok)
             if chain:
                 return _Plan((*chain[0], "pin"), "pin", chain[1:], tiers, name)
         for tier in tiers:
@@ -503,4 +513,13 @@ def _first_holder(
         for i, spelling in shuffler.order_pairs(pairs):
             if i in ok:
                 return (i, spelling, tier), kind, spelling
+    return None
+
+
+def _listed(table: Table, index: int, name: str) -> str | None:
+    """Provider ``index``'s own spelling of ``name`` when it lists it."""
+    for pairs in table.exact.get(name.casefold(), ()):
+        for i, spelling in pairs:
+            if i == index:
+                return spelling
     return None

@@ -64,7 +64,7 @@ class TestProviderReferences:
         """Adapters are builtin names or package.module:Class; a typo gets a suggestion."""
         with pytest.raises(PolicyError, match=r"unknown adapter 'antropic' \(did you mean 'anthropic'\?\)"):
             load_policy(policy({"a": provider("m", adapter="antropic")}))
-        with pytest.raises(PolicyError, match="package.module:ClassName"):
+        with pytest.raises(PolicyError, match=r"package\.module:ClassName"):
             load_policy(policy({"a": provider("m", adapter="my-pkg:Thing")}))
         load_policy(policy({"a": provider("m", adapter="my_pkg.adapters:Thing")}))
 

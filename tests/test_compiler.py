@@ -58,11 +58,15 @@ class TestCompiledForm:
 
     def test_tiers_group_providers_by_priority(self, compile_: Any) -> None:
         """Inside a tier, higher priority comes first and equal priorities form one shuffled group."""
-        resolver = compile_({"a": provider("m", priority=1), "b": provider("m", priority=5), "c": provider("m", priority=1)})
+        resolver = compile_(
+            {"a": provider("m", priority=1), "b": provider("m", priority=5), "c": provider("m", priority=1)}
+        )
         names = resolver.names
         assert [[names[i] for i in group] for group in resolver.tables["chat"].groups] == [["b"], ["a", "c"]]
 
-    @pytest.mark.parametrize(("order", "expected"), [("shuffle", [["a", "b", "c"]]), ("declared", [["a"], ["b"], ["c"]])])
+    @pytest.mark.parametrize(
+        ("order", "expected"), [("shuffle", [["a", "b", "c"]]), ("declared", [["a"], ["b"], ["c"]])]
+    )
     def test_order_setting_changes_the_grouping(self, compile_: Any, order: str, expected: list[list[str]]) -> None:
         """order: shuffle puts everyone in one group; order: declared keeps the file's order."""
         resolver = compile_(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import textwrap
 from pathlib import Path
+from typing import get_args
 
 import pydantic
 import pytest
@@ -39,7 +41,9 @@ class TestLoading:
         """A path, a YAML string and the equivalent mapping load to equal policies."""
         file = tmp_path / "routes.yaml"
         file.write_text(GOOD)
-        from_mapping = load_policy(policy({"openai": provider("gpt-4o", "gpt-4o-mini", priority=10, key="OPENAI_API_KEY")}))
+        from_mapping = load_policy(
+            policy({"openai": provider("gpt-4o", "gpt-4o-mini", priority=10, key="OPENAI_API_KEY")})
+        )
         assert load_policy(file) == load_policy(str(file)) == load_policy(GOOD) == from_mapping
 
     def test_defaults_fill_what_the_file_leaves_out(self) -> None:
@@ -78,8 +82,6 @@ class TestLoading:
 
     def test_read_policy_reports_file_and_sha256(self, tmp_path: Path) -> None:
         """read_policy keeps the file name and the sha256 of its text, for reload events."""
-        import hashlib
-
         file = tmp_path / "routes.yaml"
         file.write_text(GOOD)
         loaded = read_policy(file)
@@ -101,8 +103,10 @@ class TestLocatedErrors:
     def test_type_error_names_line_column_and_path(self) -> None:
         """A wrong type points at the value: file:line:col: dotted.path: message."""
         found = issues_of(GOOD.replace("priority: 10", "priority: high"))
-        assert found == ["<string>:6:15: providers.openai.priority: Input should be a valid integer, "
-                         "unable to parse string as an integer"]
+        assert found == [
+            "<string>:6:15: providers.openai.priority: Input should be a valid integer, "
+            "unable to parse string as an integer"
+        ]
 
     def test_unknown_key_points_at_the_key_and_suggests(self) -> None:
         """A misspelled key is reported at the key, with the closest allowed key."""
@@ -124,7 +128,10 @@ class TestLocatedErrors:
 
     def test_every_problem_is_reported_at_once_in_file_order(self) -> None:
         """Type errors and reference errors come together, sorted by line."""
-        text = GOOD.replace("priority: 10", "priority: x") + "routes:\n  chat:\n    exclude: [opnai]\n    fuzzy_cutoff: 2\n"
+        text = (
+            GOOD.replace("priority: 10", "priority: x")
+            + "routes:\n  chat:\n    exclude: [opnai]\n    fuzzy_cutoff: 2\n"
+        )
         found = issues_of(text)
         assert [line.split(": ")[0] for line in found] == ["<string>:6:15", "<string>:11:15", "<string>:12:19"]
         assert "did you mean 'openai'?" in found[1]
@@ -196,7 +203,7 @@ class TestStructuralRules:
         """A model list given as a bare string is an error that says what is expected."""
         found = issues_of(GOOD.replace("[gpt-4o, gpt-4o-mini]", "gpt-4o"))
         assert found == [
-            '<string>:8:13: providers.openai.models.chat: expected a non-empty list of model names, '
+            "<string>:8:13: providers.openai.models.chat: expected a non-empty list of model names, "
             'or "discover" to ask the provider'
         ]
 
@@ -212,9 +219,7 @@ class TestStructuralRules:
 
     def test_version_must_be_1(self) -> None:
         """Only version 1 of the language exists."""
-        assert issues_of(GOOD.replace("version: 1", "version: 2")) == [
-            "<string>:1:10: version: Input should be 1"
-        ]
+        assert issues_of(GOOD.replace("version: 1", "version: 2")) == ["<string>:1:10: version: Input should be 1"]
 
     def test_policy_model_has_descriptions_for_every_key(self) -> None:
         """Every field of every policy model is documented (they feed the JSON schema)."""
@@ -236,8 +241,6 @@ class TestStructuralRules:
 
 
 def _types_in(annotation: object) -> list[object]:
-    from typing import get_args
-
     found = [annotation]
     for arg in get_args(annotation):
         found.extend(_types_in(arg))
@@ -260,6 +263,8 @@ class TestReferenceDocs:
                 if f"`{name}" not in reference and f".{name}`" not in reference and f"{name}:" not in reference:
                     missing.append(f"{model.__name__}.{name}")
                 stack.extend(
-                    arg for arg in _types_in(field.annotation) if isinstance(arg, type) and issubclass(arg, pydantic.BaseModel)
+                    arg
+                    for arg in _types_in(field.annotation)
+                    if isinstance(arg, type) and issubclass(arg, pydantic.BaseModel)
                 )
         assert missing == []

@@ -21,7 +21,9 @@ def resolver(compile_: Any) -> Resolver:
     return compile_(
         {
             "openai": provider("gpt-4o", "gpt-4o-mini", "GPT-5", priority=30, key="OPENAI_API_KEY"),
-            "groq": provider("llama-3.3-70b-versatile", "openai/gpt-oss-120b", "gpt-4o-mini", priority=20, key="GROQ_KEY"),
+            "groq": provider(
+                "llama-3.3-70b-versatile", "openai/gpt-oss-120b", "gpt-4o-mini", priority=20, key="GROQ_KEY"
+            ),
             "together": provider("meta-llama/Llama-3-70b", "gpt-4o", priority=10, key="TOGETHER_KEY"),
             "local": provider("qwen3", priority=0),
             "voice": {"adapter": "espeak", "auth": "none", "models": {"speech": ["espeak-ng"]}},
@@ -34,17 +36,17 @@ ALL_KEYS = frozenset({"OPENAI_API_KEY", "GROQ_KEY", "TOGETHER_KEY"})
 
 class TestProviderPrefix:
     def test_prefix_naming_a_provider_selects_it_case_insensitively(self, resolver: Resolver) -> None:
-        """"OpenAI/gpt-4o" goes to openai first, with the provider's spelling of the model."""
+        """ "OpenAI/gpt-4o" goes to openai first, with the provider's spelling of the model."""
         route = resolver.resolve("chat", "OpenAI/GPT-4O", keys=ALL_KEYS)
         assert (route.match, str(route.first), route.first.tier) == ("explicit", "openai/gpt-4o", "explicit")
 
     def test_prefix_that_is_not_a_provider_stays_part_of_the_model(self, resolver: Resolver) -> None:
-        """"meta-llama/Llama-3-70b" is a model name, matched exactly at together."""
+        """ "meta-llama/Llama-3-70b" is a model name, matched exactly at together."""
         route = resolver.resolve("chat", "meta-llama/llama-3-70b", keys=ALL_KEYS)
         assert (route.match, str(route.first)) == ("exact", "together/meta-llama/Llama-3-70b")
 
     def test_a_listed_name_wins_over_a_provider_prefix(self, resolver: Resolver) -> None:
-        """"openai/gpt-oss-120b" is Groq's model name, not OpenAI's "gpt-oss-120b"."""
+        """ "openai/gpt-oss-120b" is Groq's model name, not OpenAI's "gpt-oss-120b"."""
         route = resolver.resolve("chat", "openai/gpt-oss-120b", keys=ALL_KEYS)
         assert str(route.first) == "groq/openai/gpt-oss-120b"
 
@@ -98,8 +100,10 @@ class TestExplicitProvider:
             resolver.resolve("chat", "gpt-4o", provider="opnai", keys=ALL_KEYS)
 
     def test_prefix_in_the_model_wins_over_the_provider_argument(self, resolver: Resolver) -> None:
-        """"together/gpt-4o" with provider="openai" goes to together: the model string is more specific."""
-        assert resolver.resolve("chat", "together/gpt-4o", provider="openai", keys=ALL_KEYS).first.provider == "together"
+        """ "together/gpt-4o" with provider="openai" goes to together: the model string is more specific."""
+        assert (
+            resolver.resolve("chat", "together/gpt-4o", provider="openai", keys=ALL_KEYS).first.provider == "together"
+        )
 
 
 class TestAuto:
@@ -112,7 +116,10 @@ class TestAuto:
     def test_auto_skips_providers_that_only_discover(self, compile_: Any) -> None:
         """A provider without a listed default model cannot serve "auto"."""
         resolver = compile_(
-            {"disc": {"adapter": "openai", "auth": "none", "priority": 9, "models": {"chat": "discover"}}, "b": provider("m")}
+            {
+                "disc": {"adapter": "openai", "auth": "none", "priority": 9, "models": {"chat": "discover"}},
+                "b": provider("m"),
+            }
         )
         assert str(resolver.resolve("chat", "auto").first) == "b/m"
 
@@ -121,10 +128,16 @@ class TestAliasesAndPins:
     def test_alias_is_applied_before_matching(self, compile_: Any) -> None:
         """An alias turns the requested name into the target, which is then matched."""
         resolver = compile_(
-            {"a": provider("gpt-4o"), "b": provider("x")}, routes={"chat": {"aliases": {"GPT-4": "gpt-4o", "bx": "b/x"}}}
+            {"a": provider("gpt-4o"), "b": provider("x")},
+            routes={"chat": {"aliases": {"GPT-4": "gpt-4o", "bx": "b/x"}}},
         )
         route = resolver.resolve("chat", "gpt-4")
-        assert (route.requested_model, route.model, str(route.first), route.match) == ("gpt-4", "gpt-4o", "a/gpt-4o", "exact")
+        assert (route.requested_model, route.model, str(route.first), route.match) == (
+            "gpt-4",
+            "gpt-4o",
+            "a/gpt-4o",
+            "exact",
+        )
         assert str(resolver.resolve("chat", "bx").first) == "b/x"
 
     def test_first_matching_pin_sets_the_chain_then_its_tiers(self, compile_: Any) -> None:
@@ -139,7 +152,11 @@ class TestAliasesAndPins:
             routes={
                 "chat": {
                     "pins": [
-                        {"model": "claude-*", "route": ["anthropic", "openrouter/anthropic/claude-sonnet-5.5"], "then": ["exact"]},
+                        {
+                            "model": "claude-*",
+                            "route": ["anthropic", "openrouter/anthropic/claude-sonnet-5.5"],
+                            "then": ["exact"],
+                        },
                         {"model": "claude-sonnet-*", "route": ["last"]},
                     ]
                 }
@@ -167,13 +184,15 @@ class TestAliasesAndPins:
 
 class TestMatching:
     def test_exact_is_case_insensitive_and_returns_the_canonical_spelling(self, resolver: Resolver) -> None:
-        """"gpt-5" matches openai's "GPT-5" and the provider's spelling is what it is asked for."""
+        """ "gpt-5" matches openai's "GPT-5" and the provider's spelling is what it is asked for."""
         route = resolver.resolve("chat", "gpt-5", keys=ALL_KEYS)
         assert (route.match, str(route.first)) == ("exact", "openai/GPT-5")
 
     def test_substring_takes_the_closest_name_not_the_first_listed(self, compile_: Any) -> None:
         """Among names containing the request, the highest difflib ratio wins."""
-        resolver = compile_({"a": provider("llama-3.3-70b-versatile-extended-context"), "b": provider("llama-3.3-70b-versatile")})
+        resolver = compile_(
+            {"a": provider("llama-3.3-70b-versatile-extended-context"), "b": provider("llama-3.3-70b-versatile")}
+        )
         route = resolver.resolve("chat", "llama-3.3-70b")
         assert (route.match, str(route.first)) == ("substring", "b/llama-3.3-70b-versatile")
 
@@ -268,7 +287,10 @@ class TestFallbackQueue:
     def test_discovering_providers_get_the_requested_name_in_tier_any(self, compile_: Any) -> None:
         """A provider with no listed models is asked for the target model itself."""
         resolver = compile_(
-            {"a": provider("m", priority=1), "disc": {"adapter": "openai", "auth": "none", "models": {"chat": "discover"}}}
+            {
+                "a": provider("m", priority=1),
+                "disc": {"adapter": "openai", "auth": "none", "models": {"chat": "discover"}},
+            }
         )
         assert queue(resolver.resolve("chat", "m")) == ["a/m:exact", "disc/m:any"]
 

@@ -1,0 +1,36 @@
+"""The public surface of the package is listed once, in router.__all__."""
+
+from __future__ import annotations
+
+import router
+
+
+class TestPublicSurface:
+    def test_all_lists_exactly_the_public_names(self) -> None:
+        """router.__all__ is the documented surface; adding or removing a name is a deliberate change."""
+        assert sorted(router.__all__) == [
+            "Candidate",
+            "FallbackQueue",
+            "NoRouteError",
+            "Policy",
+            "PolicyError",
+            "PolicyIssue",
+            "Resolver",
+            "RetryPlan",
+            "Route",
+            "RouterError",
+            "compile_policy",
+            "load_policy",
+        ]
+
+    def test_every_listed_name_is_importable_and_documented(self) -> None:
+        """Each public name exists and carries a docstring."""
+        for name in router.__all__:
+            assert getattr(router, name).__doc__, name
+
+    def test_errors_derive_from_the_builtins_callers_catch(self) -> None:
+        """PolicyError is a ValueError and NoRouteError a LookupError, both RouterErrors."""
+        assert issubclass(router.PolicyError, ValueError)
+        assert issubclass(router.NoRouteError, LookupError)
+        assert issubclass(router.PolicyError, router.RouterError)
+        assert issubclass(router.NoRouteError, router.RouterError)

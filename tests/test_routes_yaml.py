@@ -1,0 +1,107 @@
+"""The shipped policy, routes.yaml: valid, its tests: entries hold, its schema is current, it keeps its promises."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from router import checks, compile_policy
+from router._yaml import parse
+from router.policy import LoadedPolicy, json_schema, read_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTES = ROOT / "routes.yaml"
+SCHEMA = ROOT / "schemas" / "routes.schema.json"
+
+PROMISED = {
+    "openai",
+    "anthropic",
+    "gemini",
+    "groq",
+    "together",
+    "openrouter",
+    "mistral",
+    "deepinfra",
+    "fireworks",
+    "ollama",
+    "lmstudio",
+}
+"""Providers the README and DESIGN promise the default policy declares."""
+
+
+@pytest.fixture(scope="module")
+def shipped() -> LoadedPolicy:
+    """routes.yaml, read and validated (a PolicyError here lists every problem with its place)."""
+    return read_policy(ROUTES)
+
+
+class TestShippedPolicy:
+    def test_validates_and_its_tests_pass(self, shipped: LoadedPolicy) -> None:
+        """routes.yaml loads without issues and every one of its tests: entries holds under every seed."""
+        assert shipped.policy.tests, "routes.yaml should carry routing tests"
+        problems = checks.policy_test_problems(shipped.policy, compile_policy(shipped.policy))
+        assert [str(issue) for issue in checks.locate(problems, shipped.file, shipped.positions)] == []
+
+    def test_first_line_points_editors_at_the_schema(self) -> None:
+        """The first line is the yaml-language-server comment that gives editors completion and checking."""
+        first = ROUTES.read_text(encoding="utf-8").splitlines()[0]
+        assert first == "# yaml-language-server: $schema=./schemas/routes.schema.json"
+
+    def test_packaged_copy_is_the_same_file(self) -> None:
+        """The routes.yaml installed inside the package has the same content as the top-level one."""
+        packaged = (resources.files("router") / "routes.yaml").read_text(encoding="utf-8")
+        assert packaged == ROUTES.read_text(encoding="utf-8"), "router/routes.yaml differs from routes.yaml"
+
+    def test_declares_the_promised_providers(self, shipped: LoadedPolicy) -> None:
+        """The promised hosted providers are declared, and the local servers need no key."""
+        providers = shipped.policy.providers
+        assert sorted(PROMISED - set(providers)) == []
+        assert (providers["ollama"].auth, providers["lmstudio"].auth) == ("none", "none")
+
+    def test_has_an_offline_speech_provider(self, shipped: LoadedPolicy) -> None:
+        """An espeak-adapter provider serves speech without a key."""
+        espeak = [p for p in shipped.policy.providers.values() if p.adapter == "espeak"]
+        assert [(p.auth, bool(p.models.speech)) for p in espeak] == [("none", True)]
+
+    def test_explain_auto_works_with_no_keys(self, shipped: LoadedPolicy) -> None:
+        """`router explain routes.yaml --model auto` succeeds with no key set, routing to a keyless provider."""
+        script = Path(sys.executable).with_name("router")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "router.cli"]
+        env = {name: value for name, value in os.environ.items() if not name.endswith("_API_KEY")}
+        result = subprocess.run(
+            [*command, "explain", "routes.yaml", "--model", "auto"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        matched = next(line.split() for line in result.stdout.splitlines() if line.startswith("matched"))
+        assert matched[1:3] == ["auto", "->"]
+        provider = matched[3].split("/", 1)[0]
+        assert shipped.policy.providers[provider].auth != "required"
+
+
+class TestSchemaFile:
+    def test_committed_schema_is_current(self) -> None:
+        """schemas/routes.schema.json equals the schema generated from the Policy model."""
+        committed = json.loads(SCHEMA.read_text(encoding="utf-8"))
+        assert committed == json_schema(), "schemas/routes.schema.json is out of date: run `make schema`"
+
+    def test_shipped_policy_matches_the_schema(self) -> None:
+        """routes.yaml is valid against the committed JSON Schema, as an editor would check it."""
+        jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
+        # router's own YAML reader: plain yaml.safe_load would turn the `on:` keys into booleans.
+        data, _, issues = parse(ROUTES.read_text(encoding="utf-8"), "routes.yaml")
+        assert issues == []
+        validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(data)]
+        assert errors == []
