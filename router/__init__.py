@@ -6,7 +6,8 @@ Data flow: ``routes.yaml -> load_policy() -> Policy -> compile_policy() -> Resol
 
 from router.compiler import compile_policy
 from router.errors import NoRouteError, PolicyError, PolicyIssue, RouterError
-from router.policy import Policy, load_policy
+from router.loader import load_policy
+from router.policy import Policy
 from router.resolver import Candidate, FallbackQueue, Resolver, RetryPlan, Route
 
 __all__ = [

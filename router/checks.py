@@ -11,7 +11,6 @@ other parts of the file and every problem is reported at once.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from router._yaml import Path, Positions, dotted
-from router.errors import NoRouteError, PolicyIssue
+from router.errors import NoRouteError, PolicyIssue, did_you_mean
 from router.policy import BUILTIN_ADAPTERS, ENV_NAME, NAMESPACES, Policy
 
 if TYPE_CHECKING:
@@ -60,13 +59,6 @@ def locate(problems: Iterable[Problem], file: str, positions: Positions) -> list
     return list(dict.fromkeys(issues))
 
 
-def suggest(name: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest known name (case-insensitive), or an empty string."""
-    by_fold = {k.casefold(): k for k in known}
-    close = difflib.get_close_matches(name.casefold(), list(by_fold), n=1, cutoff=0.6)
-    return f" (did you mean {by_fold[close[0]]!r}?)" if close else ""
-
-
 # -- pydantic errors ---------------------------------------------------------------------------------
 
 
@@ -79,13 +71,13 @@ def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel
         message = error["msg"]
         if kind == "extra_forbidden":
             fields = _fields_at(model, path[:-1])
-            message = f"unknown key{suggest(str(path[-1]), fields)}"
+            message = f"unknown key{did_you_mean(str(path[-1]), fields)}"
             at_key = True
         elif kind == "missing":
             message = "required key is missing"
         elif kind == "literal_error" and isinstance(error.get("input"), str):
             options = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
-            message += suggest(error["input"], options)
+            message += did_you_mean(error["input"], options)
         elif kind == "string_pattern_mismatch" and at_key:
             message = "a provider name has letters, digits, '.', '_' and '-' only, and starts with a letter or digit"
         problems.append(Problem(path, message, at_key))
@@ -182,7 +174,7 @@ class _Names:
     def provider_problem(self, path: Path, name: str, namespace: str | None = None) -> Problem | None:
         """Unknown provider (with a suggestion), or one that does not serve ``namespace``."""
         if name.casefold() not in self.providers:
-            return Problem(path, f"unknown provider {name!r}{suggest(name, self.providers.values())}")
+            return Problem(path, f"unknown provider {name!r}{did_you_mean(name, self.providers.values())}")
         if namespace is not None and name.casefold() not in self.serving[namespace]:
             return Problem(path, f"provider {name!r} does not serve {namespace}")
         return None
@@ -226,7 +218,7 @@ def _provider_problems(providers: Mapping[Any, Any], adapters: Collection[str] |
             if ":" in adapter and not _ADAPTER_PATH.match(adapter):
                 yield Problem((*here, "adapter"), "a custom adapter is written package.module:ClassName")
             elif ":" not in adapter:
-                yield Problem((*here, "adapter"), f"unknown adapter {adapter!r}{suggest(adapter, adapters)}")
+                yield Problem((*here, "adapter"), f"unknown adapter {adapter!r}{did_you_mean(adapter, adapters)}")
         models = spec.get("models")
         if isinstance(models, Mapping) and not any(models.get(ns) for ns in NAMESPACES):
             yield Problem((*here, "models"), "lists no namespace: add chat, images or speech models")
@@ -273,7 +265,7 @@ def _alias_problems(path: Path, ns: str, target: str, alias_keys: set[str], name
         yield Problem(path, f"target {target!r} is itself an alias; aliases apply once, name the final model")
     elif target.casefold() not in names.models[ns] and ns not in names.discover:
         known = names.models[ns].values()
-        yield Problem(path, f"target {target!r} is not a {ns} model of any provider{suggest(target, known)}")
+        yield Problem(path, f"target {target!r} is not a {ns} model of any provider{did_you_mean(target, known)}")
 
 
 def _test_problems(here: Path, test: Mapping[str, Any], names: _Names) -> Iterator[Problem]:
@@ -285,7 +277,7 @@ def _test_problems(here: Path, test: Mapping[str, Any], names: _Names) -> Iterat
         yield problem
     for i, env in _indexed(test.get("keys")):
         if isinstance(env, str) and ENV_NAME.match(env) and env not in names.key_envs:  # others: pydantic
-            hint = suggest(env, names.key_envs)
+            hint = did_you_mean(env, names.key_envs)
             yield Problem((*here, "keys", i), f"no provider reads its key from {env!r}{hint}")
     for i, name in _indexed(test.get("exclude")):
         if isinstance(name, str) and (problem := names.provider_problem((*here, "exclude", i), name)):

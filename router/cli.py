@@ -20,7 +20,8 @@ from typing import Any
 from router import checks
 from router.compiler import compile_policy
 from router.errors import NoRouteError, PolicyError, PolicyIssue
-from router.policy import NAMESPACES, LoadedPolicy, json_schema, read_policy
+from router.loader import LoadedPolicy, read_policy
+from router.policy import NAMESPACES, json_schema
 from router.resolver import Resolver, Route
 from router.settings import present_keys
 

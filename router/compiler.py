@@ -19,8 +19,9 @@ from typing import Any
 from router import checks
 from router._yaml import Positions
 from router.errors import PolicyError
+from router.loader import load_policy
 from router.matching import ModelIndex
-from router.policy import NAMESPACES, Policy, RouteRules, load_policy
+from router.policy import NAMESPACES, Policy, RouteRules
 from router.resolver import PinRule, ProviderSpec, Resolver, RetryPlan, Table
 
 __all__ = ["compile_policy"]

@@ -13,11 +13,19 @@ Messages never contain a secret: keys are named by their environment variable, n
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["NoRouteError", "PolicyError", "PolicyIssue", "RouterError"]
+__all__ = ["NoRouteError", "PolicyError", "PolicyIssue", "RouterError", "did_you_mean"]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` (case-insensitive), or an empty string."""
+    by_fold = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(name.casefold(), list(by_fold), n=1, cutoff=0.6)
+    return f" (did you mean {by_fold[close[0]]!r}?)" if close else ""
 
 
 class RouterError(Exception):

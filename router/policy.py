@@ -1,21 +1,13 @@
-"""The policy language: ``routes.yaml`` -> :class:`Policy`, the first step of the data flow.
+"""The policy language: the pydantic models of ``routes.yaml`` and the names they are built from.
 
-``load_policy`` reads a path, a YAML string or a mapping, keeps every YAML node's line and column, validates
-the structure with pydantic and the references with :mod:`router.checks`, and raises one
-:class:`~router.errors.PolicyError` listing every problem as ``routes.yaml:LINE:COL: dotted.path: message``.
 The models are frozen and reject unknown keys; their attribute docstrings are the policy reference (they
-become the descriptions of ``schemas/routes.schema.json``).
+become the descriptions of ``schemas/routes.schema.json``). Loading text into them, with located errors, is
+:mod:`router.loader`; the references between their parts are checked by :mod:`router.checks`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,14 +17,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-
-from router import _yaml
-from router.errors import PolicyError, PolicyIssue
 
 __all__ = [
     "NAMESPACES",
@@ -40,7 +28,6 @@ __all__ = [
     "ErrorClass",
     "Expectation",
     "Failover",
-    "LoadedPolicy",
     "Namespace",
     "Order",
     "Pin",
@@ -54,8 +41,6 @@ __all__ = [
     "Stream",
     "Tier",
     "json_schema",
-    "load_policy",
-    "read_policy",
 ]
 
 Namespace = Literal["chat", "images", "speech"]
@@ -344,54 +329,6 @@ class Policy(_Model):
     """Routing expectations checked by router validate."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedPolicy:
-    """A validated policy with where it came from: file name, YAML places and the text's sha256."""
-
-    policy: Policy
-    file: str
-    positions: _yaml.Positions
-    sha256: str
-
-
-def load_policy(source: str | os.PathLike[str] | Mapping[str, Any]) -> Policy:
-    """Load and validate a policy from a path, a YAML string or a mapping.
-
-    A ``str`` holding a newline (or starting with ``{``) is YAML text; any other ``str`` or ``PathLike`` is a
-    path. Raises :class:`~router.errors.PolicyError` listing every problem, each with its line and column
-    when the policy came from YAML; ``OSError`` when the file cannot be read.
-    """
-    return read_policy(source).policy
-
-
-def read_policy(source: str | os.PathLike[str] | Mapping[str, Any]) -> LoadedPolicy:
-    """:func:`load_policy`, keeping the file name, the YAML places and the sha256 of the text."""
-    if isinstance(source, Mapping):
-        text, file = json.dumps(source, sort_keys=True, default=str), "<mapping>"
-        policy = validate_policy(source, file, _yaml.Positions(), [])
-        return LoadedPolicy(policy, file, _yaml.Positions(), hashlib.sha256(text.encode()).hexdigest())
-    if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
-        text, file = source, "<string>"
-    else:
-        file = str(source)
-        text = _decode(Path(source).read_bytes(), file)
-    data, positions, issues = _yaml.parse(text, file)
-    policy = validate_policy(data, file, positions, issues)
-    return LoadedPolicy(policy, file, positions, hashlib.sha256(text.encode()).hexdigest())
-
-
-def _decode(raw: bytes, file: str) -> str:
-    """UTF-8 text, or a PolicyError placing the first byte that is not."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
-        line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
-        message = f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x})"
-        raise PolicyError([PolicyIssue(file, line, column, "", message)]) from None
-
-
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of routes.yaml (committed as ``schemas/routes.schema.json``)."""
     return {
@@ -399,23 +336,3 @@ def json_schema() -> dict[str, Any]:
         "$id": "https://github.com/router/router/schemas/routes.schema.json",
         **Policy.model_json_schema(),
     }
-
-
-def validate_policy(data: Any, file: str, positions: _yaml.Positions, issues: list[PolicyIssue]) -> Policy:
-    """Validate parsed data; ``issues`` (from parsing), structural and reference problems are raised together."""
-    from router import checks  # noqa: PLC0415 - checks imports this module; a top-level import would cycle
-
-    problems: list[checks.Problem] = []
-    policy: Policy | None = None
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(checks.from_validation_error(exc, data, Policy))
-    problems.extend(checks.reference_problems(data, adapters=checks.known_adapters()))
-    if problems or issues or policy is None:
-        raise PolicyError(sorted([*issues, *checks.locate(problems, file, positions)], key=_file_order))
-    return policy
-
-
-def _file_order(issue: PolicyIssue) -> tuple[int, int]:
-    return issue.line or 0, issue.column or 0

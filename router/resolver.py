@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Literal, TypeVar
 
-from router.checks import suggest
-from router.errors import NoRouteError
+from router.errors import NoRouteError, did_you_mean
 from router.matching import ModelIndex
 
 __all__ = [
@@ -368,7 +367,7 @@ class Resolver:
     def _availability(self, table: Table, keys: frozenset[str], exclude: frozenset[str], api_key: bool) -> Availability:
         unknown = [name for name in exclude if name.casefold() not in self.by_name]
         if unknown:
-            raise ValueError(f"exclude names unknown provider {unknown[0]!r}{suggest(unknown[0], self.names)}")
+            raise ValueError(f"exclude names unknown provider {unknown[0]!r}{did_you_mean(unknown[0], self.names)}")
         excluded_by_caller = {self.by_name[name.casefold()] for name in exclude}
         ok, dropped = set(), {}
         for i, spec in enumerate(self.providers):
@@ -416,7 +415,7 @@ class Resolver:
         if index is None and provider is not None:
             index = self.by_name.get(provider.casefold())
             if index is None:
-                raise self._no_route(view, name, f"unknown provider {provider!r}{suggest(provider, self.names)}")
+                raise self._no_route(view, name, f"unknown provider {provider!r}{did_you_mean(provider, self.names)}")
         if index is not None and index not in view.ok:
             why = view.dropped[index]
             raise self._no_route(view, name, f"provider {self.names[index]} is unavailable: {why}")

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import pytest
 
-from router import Resolver, compile_policy
+from router import PolicyError, Resolver, compile_policy, load_policy
+
+GOOD = textwrap.dedent(
+    """\
+    version: 1
+    providers:
+      openai:
+        adapter: openai
+        api_key_env: OPENAI_API_KEY
+        priority: 10
+        models:
+          chat: [gpt-4o, gpt-4o-mini]
+    """
+)
+"""A small valid policy as YAML text; tests break it one line at a time."""
+
+
+def issues_of(source: str) -> list[str]:
+    """The issues load_policy reports for ``source``, as the lines a user reads."""
+    with pytest.raises(PolicyError) as caught:
+        load_policy(source)
+    return [str(issue) for issue in caught.value.issues]
 
 
 def provider(*chat: str, priority: int = 0, key: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import pytest
 
 from router import checks, compile_policy
 from router._yaml import parse
-from router.policy import LoadedPolicy, json_schema, read_policy
+from router.loader import LoadedPolicy, read_policy
+from router.policy import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTES = ROOT / "routes.yaml"

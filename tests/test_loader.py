@@ -1,0 +1,160 @@
+"""router.loader: routes.yaml from a path, a string or a mapping, with every problem located."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from router import PolicyError, load_policy
+from router.loader import read_policy
+
+from .conftest import GOOD, issues_of, policy, provider
+
+
+class TestLoading:
+    def test_path_string_and_mapping_give_the_same_policy(self, tmp_path: Path) -> None:
+        """A path, a YAML string and the equivalent mapping load to equal policies."""
+        file = tmp_path / "routes.yaml"
+        file.write_text(GOOD)
+        from_mapping = load_policy(
+            policy({"openai": provider("gpt-4o", "gpt-4o-mini", priority=10, key="OPENAI_API_KEY")})
+        )
+        assert load_policy(file) == load_policy(str(file)) == load_policy(GOOD) == from_mapping
+
+    def test_defaults_fill_what_the_file_leaves_out(self) -> None:
+        """Unset keys take the documented defaults."""
+        loaded = load_policy(GOOD)
+        openai = loaded.providers["openai"]
+        assert (openai.auth, openai.timeout_s, openai.first_chunk_timeout_s, openai.stall_timeout_s) == (
+            "required",
+            60.0,
+            10.0,
+            10.0,
+        )
+        assert loaded.routes.chat.tiers == ("exact", "fuzzy", "any")
+        assert loaded.routes.chat.order == "priority"
+        assert loaded.retry.on == ("connect", "rate_limit", "server_error")
+        assert "content_filter" not in loaded.failover.on
+        assert loaded.stream.resume == "off"
+        assert loaded.seed is None
+
+    def test_policy_is_frozen(self) -> None:
+        """A loaded policy cannot be changed in place."""
+        loaded = load_policy(GOOD)
+        with pytest.raises(pydantic.ValidationError):
+            loaded.seed = 3  # type: ignore[misc]
+
+    def test_yaml_keywords_on_and_off_stay_strings(self) -> None:
+        """`on:` and `resume: off` keep their meaning (YAML 1.1 would read them as booleans)."""
+        loaded = load_policy(GOOD + "retry:\n  on: [connect]\nstream:\n  resume: off\n")
+        assert loaded.retry.on == ("connect",)
+        assert loaded.stream.resume == "off"
+
+    def test_discover_is_accepted_for_a_namespace(self) -> None:
+        """`models.chat: discover` asks the provider for its models instead of listing them."""
+        loaded = load_policy(policy({"local": {"adapter": "openai", "auth": "none", "models": {"chat": "discover"}}}))
+        assert loaded.providers["local"].models.chat == "discover"
+
+    def test_read_policy_reports_file_and_sha256(self, tmp_path: Path) -> None:
+        """read_policy keeps the file name and the sha256 of its text, for reload events."""
+        file = tmp_path / "routes.yaml"
+        file.write_text(GOOD)
+        loaded = read_policy(file)
+        assert loaded.file == str(file)
+        assert loaded.sha256 == hashlib.sha256(GOOD.encode()).hexdigest()
+
+    def test_missing_file_is_an_os_error(self, tmp_path: Path) -> None:
+        """A path that does not exist raises FileNotFoundError, not a policy error."""
+        with pytest.raises(FileNotFoundError):
+            load_policy(tmp_path / "nope.yaml")
+
+    def test_policy_error_is_a_value_error(self) -> None:
+        """Callers can catch a bad policy as ValueError without importing router."""
+        with pytest.raises(ValueError, match="problem"):
+            load_policy({"version": 2})
+
+
+class TestLocatedErrors:
+    def test_type_error_names_line_column_and_path(self) -> None:
+        """A wrong type points at the value: file:line:col: dotted.path: message."""
+        found = issues_of(GOOD.replace("priority: 10", "priority: high"))
+        assert found == [
+            "<string>:6:15: providers.openai.priority: Input should be a valid integer, "
+            "unable to parse string as an integer"
+        ]
+
+    def test_unknown_key_points_at_the_key_and_suggests(self) -> None:
+        """A misspelled key is reported at the key, with the closest allowed key."""
+        found = issues_of(GOOD.replace("priority: 10", "prority: 10"))
+        assert found == ["<string>:6:5: providers.openai.prority: unknown key (did you mean 'priority'?)"]
+
+    def test_missing_required_key(self) -> None:
+        """A provider without models is reported at that provider."""
+        found = issues_of("version: 1\nproviders:\n  a:\n    adapter: openai\n")
+        assert found == ["<string>:4:5: providers.a.models: required key is missing"]
+
+    def test_bad_choice_suggests_the_closest_option(self) -> None:
+        """An unknown enum value lists the options and suggests the closest."""
+        found = issues_of(GOOD + "routes:\n  chat:\n    order: priorty\n")
+        assert found == [
+            "<string>:11:12: routes.chat.order: Input should be 'priority', 'shuffle' or 'declared' "
+            "(did you mean 'priority'?)"
+        ]
+
+    def test_every_problem_is_reported_at_once_in_file_order(self) -> None:
+        """Type errors and reference errors come together, sorted by line."""
+        text = (
+            GOOD.replace("priority: 10", "priority: x")
+            + "routes:\n  chat:\n    exclude: [opnai]\n    fuzzy_cutoff: 2\n"
+        )
+        found = issues_of(text)
+        assert [line.split(": ")[0] for line in found] == ["<string>:6:15", "<string>:11:15", "<string>:12:19"]
+        assert "did you mean 'openai'?" in found[1]
+
+    def test_yaml_syntax_error_is_located_not_a_traceback(self) -> None:
+        """Broken YAML becomes one located issue."""
+        found = issues_of("version: 1\nproviders:\n  a: [\n")
+        assert len(found) == 1
+        assert found[0].startswith("<string>:4:1: YAML: ")
+
+    def test_duplicate_key_is_an_error(self) -> None:
+        """A repeated key is reported instead of silently keeping the last value."""
+        found = issues_of(GOOD.replace("priority: 10", "priority: 10\n    priority: 20"))
+        assert found == ["<string>:7:5: providers.openai.priority: duplicate key (first at line 6)"]
+
+    def test_empty_and_multi_document_files_are_rejected(self) -> None:
+        """An empty policy and a file with two documents are errors with a place."""
+        assert issues_of("# nothing\n") == ["<string>:1:1: the policy is empty"]
+        assert issues_of(GOOD + "---\nversion: 1\n")[0].startswith("<string>:")
+
+    def test_a_key_pasted_into_api_key_env_is_not_echoed(self) -> None:
+        """api_key_env holding a key is rejected without repeating the secret."""
+        found = issues_of(GOOD.replace("OPENAI_API_KEY", "sk-live-SECRET-value"))
+        assert len(found) == 1
+        assert "SECRET" not in found[0]
+        assert "environment variable" in found[0]
+
+    def test_mapping_errors_have_no_line(self) -> None:
+        """A policy given as a mapping is reported by path, without a line."""
+        with pytest.raises(PolicyError) as caught:
+            load_policy(policy({"a": provider("m", priority="x")}))  # type: ignore[arg-type]
+        (issue,) = caught.value.issues
+        assert (issue.file, issue.line, issue.loc) == ("<mapping>", None, "providers.a.priority")
+        assert str(issue).startswith("<mapping>: providers.a.priority: ")
+
+    def test_issue_as_dict_is_json_ready(self) -> None:
+        """Each issue converts to the fields CI annotations need."""
+        with pytest.raises(PolicyError) as caught:
+            load_policy(GOOD.replace("priority: 10", "priority: x"))
+        assert caught.value.issues[0].as_dict() == {
+            "path": "<string>",
+            "line": 6,
+            "column": 15,
+            "loc": "providers.openai.priority",
+            "message": "Input should be a valid integer, unable to parse string as an integer",
+        }
+        assert dataclasses.is_dataclass(caught.value.issues[0])
