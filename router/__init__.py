@@ -1,26 +1,67 @@
 """router: one OpenAI-style client, and gateway, over many AI providers, routed by a YAML policy.
 
 Data flow: ``routes.yaml -> load_policy() -> Policy -> compile_policy() -> Resolver``;
-``Resolver.resolve(namespace, model, ...) -> Route`` (first candidate and lazy fallback queue).
+``Client(policy).chat.completions.create(...) -> Resolver.resolve() -> Route -> executor -> adapter ->
+transport -> adapter -> ChatCompletion``.
 """
 
+from router.client import Client
 from router.compiler import compile_policy
-from router.errors import NoRouteError, PolicyError, PolicyIssue, RouterError
+from router.errors import (
+    AllProvidersFailedError,
+    AuthenticationError,
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    DeadlineExceededError,
+    EmptyResponseError,
+    InvalidResponseError,
+    NoRouteError,
+    PolicyError,
+    PolicyIssue,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    RouterError,
+    ServerError,
+    StreamInterruptedError,
+)
 from router.loader import load_policy
 from router.policy import Policy
 from router.resolver import Candidate, FallbackQueue, Resolver, RetryPlan, Route
+from router.streaming import Stream
+from router.types import ChatCompletion, ChatCompletionChunk
 
 __all__ = [
+    "AllProvidersFailedError",
+    "AuthenticationError",
+    "BadRequestError",
     "Candidate",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "Client",
+    "ContentFilterError",
+    "ContextLengthError",
+    "DeadlineExceededError",
+    "EmptyResponseError",
     "FallbackQueue",
+    "InvalidResponseError",
     "NoRouteError",
     "Policy",
     "PolicyError",
     "PolicyIssue",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RateLimitError",
     "Resolver",
     "RetryPlan",
     "Route",
     "RouterError",
+    "ServerError",
+    "Stream",
+    "StreamInterruptedError",
     "compile_policy",
     "load_policy",
 ]

@@ -221,6 +221,13 @@ class FallbackQueue:
     def __iter__(self) -> Iterator[Candidate]:
         return islice(self._walk(), self.limit)
 
+    def __len__(self) -> int:
+        """How many candidates the queue holds; cheap when tier any is in it (every available provider is)."""
+        if "any" in self._plan.tiers:
+            available = len(self._view.ok)
+            return available if self.limit is None else min(available, self.limit)
+        return sum(1 for _ in self)
+
     def _walk(self) -> Iterator[Candidate]:
         yield self.first
         plan, names = self._plan, self._view.names

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 
+import requests.utils
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RouterSettings", "present_keys"]
+__all__ = ["RouterSettings", "ca_bundle", "default_policy_source", "environment_proxies", "key_value", "present_keys"]
 
 
 class RouterSettings(BaseSettings):
@@ -27,3 +29,32 @@ class RouterSettings(BaseSettings):
 def present_keys(names: Iterable[str | None]) -> frozenset[str]:
     """The names among ``names`` whose environment variable is set to a non-empty value."""
     return frozenset(name for name in names if name and os.environ.get(name))
+
+
+def key_value(name: str | None) -> str | None:
+    """The key held by environment variable ``name``; None when unset or empty. Never log what it returns."""
+    return (os.environ.get(name) or None) if name else None
+
+
+def default_policy_source() -> Path:
+    """The policy used when none is given: ``$ROUTER_POLICY``, then ``./routes.yaml``, then the shipped one."""
+    configured = RouterSettings().policy
+    if configured is not None:
+        return configured
+    local = Path("routes.yaml")
+    if local.is_file():
+        return local
+    return Path(str(resources.files("router") / "routes.yaml"))
+
+
+def environment_proxies(url: str) -> dict[str, str]:
+    """The proxies that ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` give ``url``.
+
+    Read once per provider: requests would otherwise scan the whole environment on every request.
+    """
+    return dict(requests.utils.get_environ_proxies(url))
+
+
+def ca_bundle() -> str | None:
+    """The CA bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``, as requests itself honours."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None

@@ -6,8 +6,11 @@ import textwrap
 from typing import Any
 
 import pytest
+import structlog
 
 from router import PolicyError, Resolver, compile_policy, load_policy
+
+from .upstreams import OpenAIUpstream
 
 GOOD = textwrap.dedent(
     """\
@@ -51,3 +54,52 @@ def compile_() -> Any:
         return compile_policy(policy(providers, **top))
 
     return build
+
+
+@pytest.fixture
+def openai_upstreams() -> Any:
+    """Start OpenAI-compatible loopback upstreams by name; all are stopped after the test."""
+    started: list[OpenAIUpstream] = []
+
+    def start(*names: str, models: list[str] | None = None) -> list[OpenAIUpstream]:
+        ups = [OpenAIUpstream(name, models=models).start() for name in names]
+        started.extend(ups)
+        return ups
+
+    yield start
+    for up in started:
+        up.stop()
+
+
+FAST_RETRY = {"attempts": 2, "backoff_s": 0.01, "max_backoff_s": 0.02}
+"""Retry settings that keep tests quick while still exercising the retry path."""
+
+
+def http_policy(*ups: Any, models: tuple[str, ...] = ("m",), **top: Any) -> dict[str, Any]:
+    """A policy with one keyless openai-adapter provider per upstream, priorities falling in the given order."""
+    providers = {
+        up.name: {
+            "adapter": "openai",
+            "auth": "none",
+            "base_url": up.base_url,
+            "priority": len(ups) - i,
+            "models": {"chat": list(models)},
+        }
+        for i, up in enumerate(ups)
+    }
+    return policy(providers, **({"retry": FAST_RETRY} | top))
+
+
+USER = [{"role": "user", "content": "hi"}]
+"""The smallest conversation."""
+
+
+@pytest.fixture(autouse=True)
+def _unconfigured_structlog() -> Any:
+    """Leave structlog unconfigured after each test, as a library user's process starts.
+
+    ``capture_logs()`` restores structlog's processors on exit but marks structlog as configured, which
+    would make later tests print events; resetting keeps each test's view of logging independent.
+    """
+    yield
+    structlog.reset_defaults()

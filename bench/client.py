@@ -1,0 +1,116 @@
+"""Benchmark: what router's Client adds to a chat call, over an instant loopback upstream.
+
+    .venv/bin/python bench/client.py          # prints a Markdown table (copied into the README)
+
+- call overhead: median of ``client.chat.completions.create`` minus median of a raw
+  ``requests.Session.post`` of the same body to the same upstream (calls interleaved, so drift hits both);
+- failover from a dead port: the same call with a refused first candidate, minus the plain call;
+- streaming time to first chunk: ``create(stream=True)`` up to the first content chunk, minus a raw
+  streamed post read up to its first content event.
+The upstream is tests/upstreams' OpenAI stand-in (a Python http.server), identical for both sides.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from router import Client
+from tests.upstreams import OpenAIUpstream, dead_url
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+RUNS = 2000
+
+
+def policy(up: OpenAIUpstream, *, dead: bool = False) -> dict[str, Any]:
+    providers: dict[str, Any] = {
+        "alpha": {
+            "adapter": "openai",
+            "auth": "none",
+            "base_url": up.base_url,
+            "priority": 1,
+            "models": {"chat": ["m"]},
+        }
+    }
+    if dead:
+        providers["dead"] = {
+            "adapter": "openai",
+            "auth": "none",
+            "base_url": dead_url(),
+            "priority": 9,
+            "models": {"chat": ["m"]},
+        }
+    return {"version": 1, "providers": providers}
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Medians (µs) of a and b, called alternately."""
+    times_a, times_b = [], []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        a()
+        times_a.append(time.perf_counter_ns() - start)
+        start = time.perf_counter_ns()
+        b()
+        times_b.append(time.perf_counter_ns() - start)
+    return statistics.median(times_a) / 1000, statistics.median(times_b) / 1000
+
+
+def main() -> None:
+    with OpenAIUpstream("alpha") as up:
+        session = requests.Session()
+        url = f"{up.base_url}/chat/completions"
+        body = {"model": "m", "messages": MESSAGES}
+        client = Client(policy(up))
+        failing = Client(policy(up, dead=True))
+
+        def raw() -> object:
+            return session.post(url, json=body, timeout=10).json()
+
+        def routed() -> object:
+            return client.chat.completions.create(model="m", messages=MESSAGES)
+
+        def routed_failover() -> object:
+            return failing.chat.completions.create(model="m", messages=MESSAGES)
+
+        def raw_first_chunk() -> object:
+            with session.post(url, json={**body, "stream": True}, stream=True, timeout=10) as response:
+                for line in response.iter_lines():
+                    if line.startswith(b"data: ") and b'"content": "' in line and b'"content": ""' not in line:
+                        return line
+            return None
+
+        def routed_first_chunk() -> object:
+            with client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:
+                return next(iter(stream))
+
+        for warm in (raw, routed, routed_failover, raw_first_chunk, routed_first_chunk):
+            for _ in range(50):
+                warm()
+        raw_us, routed_us = interleaved(raw, routed, RUNS)
+        plain_us, failover_us = interleaved(routed, routed_failover, RUNS // 4)
+        raw_ttfc, routed_ttfc = interleaved(raw_first_chunk, routed_first_chunk, RUNS // 2)
+
+    print("| measure | raw requests | router Client | added | target |")
+    print("|---|---|---|---|---|")
+    print(f"| chat call, median | {raw_us:.0f} µs | {routed_us:.0f} µs | {routed_us - raw_us:.0f} µs | ≤ 150 µs |")
+    print(
+        f"| failover from a dead port, median | {plain_us:.0f} µs (no dead port) | {failover_us:.0f} µs | "
+        f"{(failover_us - plain_us) / 1000:.2f} ms | ≤ 5 ms |"
+    )
+    print(
+        f"| streaming, time to first chunk, median | {raw_ttfc:.0f} µs | {routed_ttfc:.0f} µs | "
+        f"{(routed_ttfc - raw_ttfc) / 1000:.2f} ms | ≤ 0.5 ms |"
+    )
+
+
+if __name__ == "__main__":
+    main()

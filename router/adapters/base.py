@@ -1,0 +1,215 @@
+"""What an adapter is: a translator between router's requests and one provider wire protocol.
+
+An adapter builds :class:`~router.transport.HttpRequest` objects, parses response bodies and stream events
+into router's OpenAI-shaped types, and classifies error responses. It never performs I/O, never retries and
+never sees the policy: it gets one compiled :class:`~router.resolver.ProviderSpec` and the key.
+
+A user adapter subclasses :class:`Adapter` (see the README, "Writing an adapter") and is declared as
+``adapter: "package.module:ClassName"`` or registered under the ``router.adapters`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from router.adapters.sse import SSEEvent
+from router.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    InvalidResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ServerError,
+    redact,
+)
+from router.resolver import ProviderSpec
+from router.transport import HttpRequest
+from router.types import ChatCompletion, ChatCompletionChunk
+
+__all__ = ["Adapter", "ChatRequest", "ChatStream", "MalformedEvent", "classify", "retry_after_s"]
+
+_CONTEXT_LENGTH = re.compile(
+    r"context[_ ]length|maximum context|context window|prompt is too long|too many (?:input )?tokens"
+    r"|exceeds the maximum number of tokens|input token count|reduce the length",
+    re.IGNORECASE,
+)
+_RATE_LIMIT = re.compile(r"rate[_ ]limit|too many requests|quota", re.IGNORECASE)
+_CONTENT_FILTER = re.compile(
+    r"content[_ ]polic|content[_ ]filter|content management|safety system|flagged|blocked due to|responsible ai",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A chat request as the caller made it, before any adapter translates it.
+
+    ``extra`` holds every other keyword argument, passed through to providers that understand it.
+    """
+
+    messages: tuple[Mapping[str, Any], ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    tool_choice: Any = None
+    stream: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class MalformedEvent(Exception):
+    """A stream event that cannot be parsed; the stream skips it and logs ``malformed_event``."""
+
+
+class ChatStream:
+    """The state of one streamed response: feed it events, get chunks.
+
+    ``done`` is True once the protocol's terminator arrived (``[DONE]``, ``message_stop``); ``finished`` once
+    a finish reason did. A stream that ends with neither was cut.
+    """
+
+    done: bool = False
+    finished: bool = False
+
+    def feed(self, event: SSEEvent) -> list[ChatCompletionChunk]:
+        """The chunks one event carries. Raises MalformedEvent, or a ProviderError for an in-band error."""
+        raise NotImplementedError
+
+
+class Adapter:
+    """Base class of adapters; subclasses set ``name`` and implement the chat methods."""
+
+    name: ClassVar[str] = ""
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(self, spec: ProviderSpec, api_key: str | None) -> None:
+        self.provider = spec.name
+        base_url = spec.base_url or self.default_base_url
+        if not base_url:
+            raise ValueError(f"provider {spec.name}: adapter {self.name or type(self).__name__} needs a base_url")
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.headers: dict[str, str] = {**self.auth_headers(api_key), **spec.headers}
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        """Headers that carry the key (none without a key)."""
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def chat_request(self, model: str, request: ChatRequest) -> HttpRequest:
+        """The HTTP request for a chat completion (streamed when ``request.stream``)."""
+        raise NotImplementedError
+
+    def parse_chat(self, data: Any, model: str) -> ChatCompletion:
+        """The decoded JSON body of a successful chat response -> ChatCompletion (InvalidResponseError if not)."""
+        raise NotImplementedError
+
+    def chat_stream(self, model: str) -> ChatStream:
+        """A fresh decoder for one streamed chat response."""
+        raise NotImplementedError
+
+    def models_request(self) -> HttpRequest | None:
+        """The request that lists the provider's models, or None when the protocol has none."""
+        return None
+
+    def parse_models(self, data: Any) -> list[str]:
+        """The model ids in the decoded body of a models response."""
+        raise NotImplementedError
+
+    def error_details(self, data: Any) -> tuple[str, str]:
+        """(message, code) from a decoded error body; override for the provider's error shape."""
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            return str(error.get("message") or ""), str(error.get("code") or error.get("type") or "")
+        if isinstance(error, str):
+            return error, ""
+        return "", ""
+
+    def parse_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        """An error response -> the ProviderError of its class, with the provider's message, redacted."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        message, code = self.error_details(data)
+        if not message:
+            message = body[:200].decode("utf-8", errors="replace").strip() or f"HTTP {status}"
+        return classify(status, redact(message, [self.api_key]), code, retry_after_s(headers))
+
+    def in_band_error(self, data: Any) -> ProviderError:
+        """An error object sent inside a stream -> its ProviderError."""
+        message, code = self.error_details(data)
+        return classify(None, redact(message or "error inside the stream", [self.api_key]), code)
+
+    def decode(self, body: bytes) -> Any:
+        """JSON body -> data, or InvalidResponseError."""
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise InvalidResponseError(
+                f"the response is not JSON: {redact(body[:80].decode(errors='replace'))}"
+            ) from None
+
+
+def classify(status: int | None, message: str, code: str = "", retry_after: float | None = None) -> ProviderError:
+    """HTTP status and the provider's message/code -> the error class (DESIGN section 5).
+
+    404 counts as ``auth``: providers answer it for a model the key cannot use ("The model `x` does not exist
+    or you do not have access to it", OpenAI), which another provider may well serve. ``status`` None is an
+    error sent inside a stream: a provider failure unless its code says otherwise.
+    """
+    text = f"{code} {message}"
+    kind: type[ProviderError]
+    if status is None:
+        if _RATE_LIMIT.search(text):
+            return classify(429, message, code, retry_after)
+        if _CONTEXT_LENGTH.search(text) or _CONTENT_FILTER.search(text):
+            return classify(400, message, code, retry_after)
+        return ServerError(message)
+    if status == 429:
+        kind = RateLimitError
+    elif status in (401, 403, 404):
+        kind = AuthenticationError
+    elif status == 408:
+        kind = ProviderTimeoutError
+    elif status >= 500:
+        kind = ServerError
+    elif _CONTEXT_LENGTH.search(text):
+        kind = ContextLengthError
+    elif _CONTENT_FILTER.search(text):
+        kind = ContentFilterError
+    elif 400 <= status < 500:
+        kind = BadRequestError
+    else:
+        kind = InvalidResponseError
+    return kind(message, status=status, retry_after_s=retry_after)
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date) or ``retry-after-ms``; None if absent."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(parsed.timestamp() - time.time(), 0.0)

@@ -1,0 +1,118 @@
+"""The closed vocabulary of structured log events: one function per event, with fixed keys.
+
+Every routing and failover decision is one event. A request binds ``request_id``, ``namespace`` and
+``requested_model`` once (:func:`request_logger`); each function below adds its own fixed keys.
+
+The library never configures logging. While structlog is unconfigured, events go to the standard-library
+logger ``router`` (which has a NullHandler, so nothing is printed unless the application configures
+logging); once the application configures structlog, or a test wraps code in
+``structlog.testing.capture_logs()``, events flow through structlog's processors.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+__all__ = [
+    "EVENTS",
+    "attempt_failed",
+    "malformed_event",
+    "request_failed",
+    "request_logger",
+    "request_succeeded",
+    "route_resolved",
+    "stream_interrupted",
+]
+
+EVENTS = (
+    "route_resolved",
+    "attempt_failed",
+    "request_succeeded",
+    "request_failed",
+    "stream_interrupted",
+    "malformed_event",
+)
+"""Every event name router emits from requests (the gateway adds policy_loaded and policy_rejected)."""
+
+_stdlib = logging.getLogger("router")
+_stdlib.addHandler(logging.NullHandler())
+_fallback = structlog.wrap_logger(
+    _stdlib,
+    processors=[structlog.stdlib.filter_by_level, structlog.processors.KeyValueRenderer(key_order=["event"])],
+    wrapper_class=structlog.stdlib.BoundLogger,
+)
+
+Logger = Any
+"""A structlog bound logger (``BoundLoggerLazyProxy`` or ``stdlib.BoundLogger``)."""
+
+
+def request_logger(namespace: str, requested_model: str, request_id: str | None = None) -> Logger:
+    """A logger bound to one request: its id (given or new), namespace and requested model."""
+    base = structlog.get_logger("router") if structlog.is_configured() else _fallback
+    return base.bind(request_id=request_id or uuid.uuid4().hex, namespace=namespace, requested_model=requested_model)
+
+
+def route_resolved(log: Logger, *, provider: str, model: str, match: str, queue_length: int) -> None:
+    """The first candidate was chosen; ``queue_length`` candidates may be tried in all."""
+    log.info("route_resolved", provider=provider, model=model, match=match, queue_length=queue_length)
+
+
+def attempt_failed(
+    log: Logger,
+    *,
+    provider: str,
+    model: str,
+    tier: str,
+    attempt: int,
+    error_class: str,
+    status: int | None,
+    elapsed_ms: float,
+    action: str,
+) -> None:
+    """One attempt failed; ``action`` is what happens next: retry, failover or raise."""
+    log.warning(
+        "attempt_failed",
+        provider=provider,
+        model=model,
+        tier=tier,
+        attempt=attempt,
+        error_class=error_class,
+        status=status,
+        elapsed_ms=round(elapsed_ms, 1),
+        action=action,
+    )
+
+
+def request_succeeded(
+    log: Logger, *, provider: str, model: str, tier: str, attempts: int, elapsed_ms: float, stream: bool
+) -> None:
+    """The request was answered (for a stream: committed) by ``provider`` after ``attempts`` attempts."""
+    log.info(
+        "request_succeeded",
+        provider=provider,
+        model=model,
+        tier=tier,
+        attempts=attempts,
+        elapsed_ms=round(elapsed_ms, 1),
+        stream=stream,
+    )
+
+
+def request_failed(log: Logger, *, attempts: int, error_classes: Sequence[str]) -> None:
+    """No candidate answered; ``error_classes`` lists each attempt's class in order."""
+    log.error("request_failed", attempts=attempts, error_classes=list(error_classes))
+
+
+def stream_interrupted(log: Logger, *, provider: str, model: str, error_class: str, chunks: int) -> None:
+    """A committed stream broke after ``chunks`` chunks reached the caller."""
+    log.error("stream_interrupted", provider=provider, model=model, error_class=error_class, chunks=chunks)
+
+
+def malformed_event(log: Logger, *, provider: str, model: str, reason: str) -> None:
+    """A stream event could not be parsed and was skipped."""
+    log.warning("malformed_event", provider=provider, model=model, reason=reason)

@@ -1,0 +1,177 @@
+"""The I/O seam under the adapters: an HttpRequest goes out, bytes come back, foreign errors are translated.
+
+One :class:`RequestsTransport` per provider per Client holds one ``requests.Session``, so its connection
+pool is reused across calls and threads. There is no urllib3 ``Retry`` below it (``max_retries=0``): retries
+are the executor's, and every one of them is logged. requests' exceptions are translated here, once, into
+router's :class:`~router.errors.ProviderError` classes, with the original kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+
+from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
+from router.settings import ca_bundle, environment_proxies
+
+__all__ = ["HttpRequest", "HttpResponse", "RequestsTransport", "StreamResponse"]
+
+Proxies = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What an adapter wants sent: method, absolute URL, headers and an optional JSON body."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A whole response: status, headers (case-insensitive mapping) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class StreamResponse:
+    """An open streaming response; iterate :meth:`chunks` for bytes as they arrive, then :meth:`close`."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+
+    def read(self) -> bytes:
+        """The whole remaining body (for an error response)."""
+        with _translated():
+            return self._response.content
+
+    def chunks(self) -> Iterator[bytes]:
+        """Bytes as they arrive; a silent socket raises ProviderTimeoutError, a cut one ProviderConnectionError."""
+        with _translated():
+            yield from self._response.iter_content(chunk_size=None)
+
+    def set_read_timeout(self, seconds: float) -> None:
+        """Change how long one read may wait (the first chunk and the gaps after it have different limits)."""
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if isinstance(sock, socket.socket):
+            sock.settimeout(seconds)
+
+    def close(self) -> None:
+        """Release the connection (closing it when the body was not read to the end)."""
+        self._response.close()
+
+
+class RequestsTransport:
+    """HTTP for one provider over one pooled ``requests.Session``; safe to share between threads."""
+
+    def __init__(self, base_url: str, proxies: Proxies | None = None, *, pool_size: int = 64) -> None:
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        # The environment's proxies and CA bundle are read once here; with trust_env on, requests would
+        # rescan the environment (and look for ~/.netrc) on every request.
+        self.session.trust_env = False
+        self.session.proxies.update(environment_proxies(base_url))
+        self.session.verify = ca_bundle() or True
+        if proxies:
+            self.session.proxies.update(proxies)
+
+    def send(self, request: HttpRequest, *, timeout: float, proxies: Proxies | None = None) -> HttpResponse:
+        """Send and read the whole response; ``timeout`` bounds connecting and each wait for data."""
+        with _translated():
+            response = self.session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                json=request.json,
+                timeout=(min(timeout, 10.0), timeout),
+                proxies=dict(proxies) if proxies else None,
+            )
+            return HttpResponse(response.status_code, response.headers, response.content)
+
+    def open_stream(
+        self, request: HttpRequest, *, connect_timeout: float, read_timeout: float, proxies: Proxies | None = None
+    ) -> StreamResponse:
+        """Send and return once the headers have arrived; the body is read through the StreamResponse."""
+        with _translated():
+            response = self.session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                json=request.json,
+                timeout=(connect_timeout, read_timeout),
+                proxies=dict(proxies) if proxies else None,
+                stream=True,
+            )
+        return StreamResponse(response)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.session.close()
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """requests' and the socket's exceptions -> router's ProviderError classes, at this one boundary."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except requests.exceptions.ConnectTimeout as exc:
+        raise ProviderConnectionError("timed out connecting") from exc
+    except (requests.exceptions.ReadTimeout, TimeoutError) as exc:
+        raise ProviderTimeoutError("no data within the time limit") from exc
+    except requests.exceptions.ConnectionError as exc:
+        if _caused_by(exc, ReadTimeoutError) or _caused_by(exc, TimeoutError):  # iter_content wraps read timeouts
+            raise ProviderTimeoutError("no data within the time limit") from exc
+        refused = _caused_by(exc, ConnectionRefusedError)
+        error = ProviderConnectionError("connection refused" if refused else _connection_message(exc))
+        error.refused = refused
+        raise error from exc
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+        raise ProviderConnectionError("the connection closed in the middle of the response") from exc
+    except requests.exceptions.RequestException as exc:
+        raise ProviderConnectionError(f"request failed: {type(exc).__name__}") from exc
+    except OSError as exc:
+        raise ProviderConnectionError(f"connection failed: {exc.strerror or type(exc).__name__}") from exc
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        stack.extend([current.__cause__, current.__context__])
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return False
+
+
+def _connection_message(exc: BaseException) -> str:
+    if _caused_by(exc, ConnectionResetError):
+        return "connection reset"
+    if _caused_by(exc, socket.gaierror):
+        return "the host name did not resolve"
+    return "the connection failed before a response"
