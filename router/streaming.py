@@ -86,10 +86,9 @@ class Stream:
     def read_to_commit(self, first_chunk_by: float) -> None:
         """Buffer chunks until one carries content; ProviderError if the stream fails or ends before."""
         for raw in self._reads:
-            for chunk in self._decode(self._sse.feed(raw)):
-                self._buffer.append(chunk)
-                if chunk.has_content:
-                    return
+            self._buffer.extend(self._decode(self._sse.feed(raw)))  # a whole read: nothing after the commit is lost
+            if any(chunk.has_content for chunk in self._buffer):
+                return
             if self._decoder.done:
                 break
             if time.monotonic() > first_chunk_by:

@@ -24,13 +24,22 @@ said is a :class:`~router.errors.ContentFilterError` (the same request would be 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from router.adapters import translate
 from router.adapters.base import Adapter, ChatRequest, ChatStream, MalformedEvent
 from router.adapters.sse import SSEEvent
-from router.errors import ContentFilterError, InvalidResponseError, redact
+from router.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    InvalidResponseError,
+    ProviderError,
+    redact,
+)
 from router.resolver import ProviderSpec
 from router.transport import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk, CompletionUsage
@@ -70,6 +79,10 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 """Anthropic ``stop_reason`` -> OpenAI ``finish_reason``."""
+
+CONTEXT_LIMIT = re.compile(r"exceed context limit", re.IGNORECASE)
+"""The other prompt-too-long 400: "input length and `max_tokens` exceed context limit: 178959 + 64000 > 200000"
+(not on the errors page; reported in https://github.com/docker/docker-agent/issues/569)."""
 
 
 # -- request ---------------------------------------------------------------------------------------------
@@ -304,6 +317,19 @@ class AnthropicAdapter(Adapter):
         if isinstance(error, dict):
             return str(error.get("message") or ""), str(error.get("type") or "")
         return "", ""
+
+    def parse_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        """As the base class, plus two Anthropic answers another provider may not give.
+
+        402 ``billing_error`` is this account's problem, like a refused key (``auth``: fail over); "input
+        length and `max_tokens` exceed context limit" is a prompt too long for this model (``context_length``).
+        """
+        error = super().parse_error(status, body, headers)
+        if status == 402:
+            return AuthenticationError(error.message, status=status, retry_after_s=error.retry_after_s)
+        if type(error) is BadRequestError and CONTEXT_LIMIT.search(error.message):
+            return ContextLengthError(error.message, status=status, retry_after_s=error.retry_after_s)
+        return error
 
 
 # -- stream ----------------------------------------------------------------------------------------------

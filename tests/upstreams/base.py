@@ -12,6 +12,7 @@ import contextlib
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -459,6 +460,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[_Handler], upstream: Upstream) -> None:
         self.upstream = upstream
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closes its end (a stream abandoned on purpose) is normal here, not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
