@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from typing import Any
 
@@ -10,7 +11,7 @@ import structlog
 
 from router import PolicyError, Resolver, compile_policy, load_policy
 
-from .upstreams import OpenAIUpstream
+from .upstreams import OpenAIUpstream, Upstream
 
 GOOD = textwrap.dedent(
     """\
@@ -57,12 +58,12 @@ def compile_() -> Any:
 
 
 @pytest.fixture
-def openai_upstreams() -> Any:
-    """Start OpenAI-compatible loopback upstreams by name; all are stopped after the test."""
-    started: list[OpenAIUpstream] = []
+def stand_ins() -> Any:
+    """Start loopback stand-ins of one kind by name (``stand_ins(OpenAIUpstream, "a", "b")``); stopped after."""
+    started: list[Upstream] = []
 
-    def start(*names: str, models: list[str] | None = None) -> list[OpenAIUpstream]:
-        ups = [OpenAIUpstream(name, models=models).start() for name in names]
+    def start(kind: type[Upstream], *names: str, models: list[str] | None = None) -> list[Any]:
+        ups = [kind(name, models=models).start() for name in names]
         started.extend(ups)
         return ups
 
@@ -71,23 +72,36 @@ def openai_upstreams() -> Any:
         up.stop()
 
 
+@pytest.fixture
+def openai_upstreams(stand_ins: Any) -> Any:
+    """Start OpenAI-compatible loopback upstreams by name; all are stopped after the test."""
+    return functools.partial(stand_ins, OpenAIUpstream)
+
+
 FAST_RETRY = {"attempts": 2, "backoff_s": 0.01, "max_backoff_s": 0.02}
 """Retry settings that keep tests quick while still exercising the retry path."""
 
 
-def http_policy(*ups: Any, models: tuple[str, ...] = ("m",), **top: Any) -> dict[str, Any]:
-    """A policy with one keyless openai-adapter provider per upstream, priorities falling in the given order."""
+def adapter_policy(
+    adapter: str, *ups: Any, models: tuple[str, ...] = ("m",), key_env: str | None = None
+) -> dict[str, Any]:
+    """One ``adapter`` provider per upstream, priorities falling in the given order; keyless unless ``key_env``."""
     providers = {
         up.name: {
-            "adapter": "openai",
-            "auth": "none",
+            "adapter": adapter,
             "base_url": up.base_url,
             "priority": len(ups) - i,
             "models": {"chat": list(models)},
+            **({"api_key_env": key_env} if key_env else {"auth": "none"}),
         }
         for i, up in enumerate(ups)
     }
-    return policy(providers, **({"retry": FAST_RETRY} | top))
+    return policy(providers, retry=FAST_RETRY)
+
+
+def http_policy(*ups: Any, models: tuple[str, ...] = ("m",), **top: Any) -> dict[str, Any]:
+    """A policy with one keyless openai-adapter provider per upstream, priorities falling in the given order."""
+    return adapter_policy("openai", *ups, models=models) | top
 
 
 USER = [{"role": "user", "content": "hi"}]

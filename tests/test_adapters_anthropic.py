@@ -6,8 +6,8 @@ provider received (``up.received[-1]``): the translated body, the path and the h
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai.types.chat as oai
@@ -23,7 +23,7 @@ from router import (
     StreamInterruptedError,
 )
 
-from .conftest import FAST_RETRY
+from .conftest import adapter_policy
 from .upstreams import (
     AnthropicUpstream,
     ContentFilter,
@@ -48,33 +48,14 @@ WEATHER = {
 
 
 @pytest.fixture
-def upstreams() -> Iterator[Any]:
+def upstreams(stand_ins: Any) -> Any:
     """Start Anthropic stand-ins by name; all are stopped after the test."""
-    started: list[AnthropicUpstream] = []
-
-    def start(*names: str) -> list[AnthropicUpstream]:
-        ups = [AnthropicUpstream(name).start() for name in names]
-        started.extend(ups)
-        return ups
-
-    yield start
-    for up in started:
-        up.stop()
+    return functools.partial(stand_ins, AnthropicUpstream)
 
 
 def policy(*ups: AnthropicUpstream, key_env: str | None = None) -> dict[str, Any]:
     """One anthropic-adapter provider per stand-in, priorities falling in the given order."""
-    providers = {
-        up.name: {
-            "adapter": "anthropic",
-            "base_url": up.base_url,
-            "priority": len(ups) - i,
-            "models": {"chat": [MODEL]},
-            **({"api_key_env": key_env} if key_env else {"auth": "none"}),
-        }
-        for i, up in enumerate(ups)
-    }
-    return {"version": 1, "providers": providers, "retry": FAST_RETRY}
+    return adapter_policy("anthropic", *ups, models=(MODEL,), key_env=key_env)
 
 
 def create(client: Client, **kwargs: Any) -> Any:

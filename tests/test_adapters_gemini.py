@@ -6,8 +6,8 @@ provider received (``up.received[-1]``): the translated body, the path and query
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai.types.chat as oai
@@ -23,7 +23,7 @@ from router import (
     StreamInterruptedError,
 )
 
-from .conftest import FAST_RETRY
+from .conftest import adapter_policy
 from .upstreams import (
     ContentFilter,
     ContextLength,
@@ -48,33 +48,14 @@ WEATHER = {
 
 
 @pytest.fixture
-def upstreams() -> Iterator[Any]:
+def upstreams(stand_ins: Any) -> Any:
     """Start Gemini stand-ins by name; all are stopped after the test."""
-    started: list[GeminiUpstream] = []
-
-    def start(*names: str) -> list[GeminiUpstream]:
-        ups = [GeminiUpstream(name).start() for name in names]
-        started.extend(ups)
-        return ups
-
-    yield start
-    for up in started:
-        up.stop()
+    return functools.partial(stand_ins, GeminiUpstream)
 
 
 def policy(*ups: GeminiUpstream, key_env: str | None = None) -> dict[str, Any]:
     """One gemini-adapter provider per stand-in, priorities falling in the given order."""
-    providers = {
-        up.name: {
-            "adapter": "gemini",
-            "base_url": up.base_url,
-            "priority": len(ups) - i,
-            "models": {"chat": [MODEL]},
-            **({"api_key_env": key_env} if key_env else {"auth": "none"}),
-        }
-        for i, up in enumerate(ups)
-    }
-    return {"version": 1, "providers": providers, "retry": FAST_RETRY}
+    return adapter_policy("gemini", *ups, models=(MODEL,), key_env=key_env)
 
 
 def create(client: Client, **kwargs: Any) -> Any:

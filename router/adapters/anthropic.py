@@ -288,15 +288,13 @@ class AnthropicAdapter(Adapter):
         finish = FINISH_REASONS.get(str(data.get("stop_reason")), "stop")
         if finish == "content_filter" and not text and not calls:
             raise _refusal(data.get("stop_details"))
-        message = {"role": "assistant", "content": text or None, "tool_calls": calls or None}
-        return ChatCompletion.model_validate(
-            {
-                "id": str(data.get("id") or "msg"),
-                "created": translate.now(),
-                "model": str(data.get("model") or model),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": _usage(data.get("usage")),
-            }
+        return translate.completion(
+            id=str(data.get("id") or "msg"),
+            model=str(data.get("model") or model),
+            text=text,
+            calls=calls,
+            finish=finish,
+            usage=_usage(data.get("usage")),
         )
 
     def chat_stream(self, model: str) -> ChatStream:

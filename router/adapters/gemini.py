@@ -319,15 +319,13 @@ class GeminiAdapter(Adapter):
         finish = _finish(candidate.get("finishReason"), bool(calls))
         if finish == "content_filter" and not text and not calls:
             raise _blocked(data, candidate.get("finishReason"))
-        message = {"role": "assistant", "content": text or None, "tool_calls": calls or None}
-        return ChatCompletion.model_validate(
-            {
-                "id": str(data.get("responseId") or f"gen-{uuid.uuid4().hex[:24]}"),
-                "created": translate.now(),
-                "model": str(data.get("modelVersion") or model),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": _usage(data.get("usageMetadata")),
-            }
+        return translate.completion(
+            id=str(data.get("responseId") or f"gen-{uuid.uuid4().hex[:24]}"),
+            model=str(data.get("modelVersion") or model),
+            text=text,
+            calls=calls,
+            finish=finish,
+            usage=_usage(data.get("usageMetadata")),
         )
 
     def chat_stream(self, model: str) -> ChatStream:

@@ -6,7 +6,8 @@ Callers speak Chat Completions (https://platform.openai.com/docs/api-reference/c
 ``function.arguments`` is a JSON string; a ``role: tool`` message answers one call by ``tool_call_id``;
 ``tools`` are ``{"type": "function", "function": {"name", "description", "parameters"}}`` and ``tool_choice`` is
 ``"auto" | "none" | "required" | {"type": "function", "function": {"name"}}``. anthropic.py and gemini.py
-read that shape through these helpers and only write their own. Pure functions, no I/O.
+read that shape through these helpers and only write their own; ``completion`` builds the one-choice answer
+both produce. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from router.errors import BadRequestError
+from router.types import ChatCompletion
 
 __all__ = [
     "ToolChoice",
+    "completion",
     "data_url",
     "image_url",
     "now",
@@ -32,6 +35,22 @@ __all__ = [
 
 ToolChoice = tuple[str, str | None]
 """``tool_choice`` read: (``"auto" | "none" | "required" | "function"``, the function's name or None)."""
+
+
+def completion(
+    *, id: str, model: str, text: str, calls: list[dict[str, Any]], finish: str | None, usage: Any
+) -> ChatCompletion:
+    """A one-choice ChatCompletion from what a non-OpenAI protocol answered."""
+    message = {"role": "assistant", "content": text or None, "tool_calls": calls or None}
+    return ChatCompletion.model_validate(
+        {
+            "id": id,
+            "created": now(),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage,
+        }
+    )
 
 
 def now() -> int:
