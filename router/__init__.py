@@ -25,16 +25,19 @@ from router.errors import (
     RateLimitError,
     RouterError,
     ServerError,
+    SpeechNotGeneratedError,
     StreamInterruptedError,
 )
 from router.loader import load_policy
 from router.policy import Policy
 from router.resolver import Candidate, FallbackQueue, Resolver, RetryPlan, Route
+from router.speech import AudioStream
 from router.streaming import Stream
-from router.types import ChatCompletion, ChatCompletionChunk
+from router.types import ChatCompletion, ChatCompletionChunk, Image, ImagesResponse
 
 __all__ = [
     "AllProvidersFailedError",
+    "AudioStream",
     "AuthenticationError",
     "BadRequestError",
     "Candidate",
@@ -46,6 +49,8 @@ __all__ = [
     "DeadlineExceededError",
     "EmptyResponseError",
     "FallbackQueue",
+    "Image",
+    "ImagesResponse",
     "InvalidResponseError",
     "NoRouteError",
     "Policy",
@@ -60,6 +65,7 @@ __all__ = [
     "Route",
     "RouterError",
     "ServerError",
+    "SpeechNotGeneratedError",
     "Stream",
     "StreamInterruptedError",
     "compile_policy",

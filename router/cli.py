@@ -3,6 +3,8 @@
     router validate PATH [--json]      exit 0 valid and every tests: entry holds, 1 problems, 2 usage
     router explain PATH --model M ...  how one request would be routed, and why providers were dropped
     router schema                      the JSON Schema of routes.yaml
+    router speak TEXT [-o FILE] ...    speech to a file, through the policy (eSpeak NG offline, by default)
+    router image PROMPT [-o FILE] ...  an image to a file, through the policy
 
 Key presence for ``explain`` is read from the environment (through :mod:`router.settings`) unless
 ``--key``/``--no-keys`` say otherwise; key values are never read into output.
@@ -11,15 +13,22 @@ Key presence for ``explain`` is read from the environment (through :mod:`router.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import logging
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
-from router import checks
+import structlog
+
+from router import audio, checks
+from router.client import Client
 from router.compiler import compile_policy
-from router.errors import NoRouteError, PolicyError, PolicyIssue
+from router.errors import NoRouteError, PolicyError, PolicyIssue, RouterError
 from router.loader import LoadedPolicy, read_policy
 from router.policy import NAMESPACES, json_schema
 from router.resolver import Resolver, Route
@@ -39,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="router", description="Route AI requests by a YAML policy.")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
 
     validate = commands.add_parser("validate", help="check a policy and run its tests: entries")
     validate.add_argument("path", help="the policy file, e.g. routes.yaml")
@@ -63,6 +72,23 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml")
     schema.set_defaults(run=lambda _args: _print_json(json_schema()))
+
+    speak = commands.add_parser("speak", help="synthesise speech to a file")
+    speak.add_argument("text", help="what to say")
+    speak.add_argument("-o", "--output", metavar="FILE", help="the audio file (default: ./speech-<id>.<format>)")
+    speak.add_argument("--voice", help="a voice of the provider that answers")
+    speak.add_argument("--model", default="auto")
+    speak.add_argument("--format", choices=audio.FORMATS, help="audio format (default: the -o extension, else mp3)")
+    speak.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
+    speak.set_defaults(run=_speak)
+
+    image = commands.add_parser("image", help="generate an image to a file")
+    image.add_argument("prompt", help="what to draw")
+    image.add_argument("-o", "--output", metavar="FILE", help="the image file (default: ./image-<id>.<type>)")
+    image.add_argument("--model", default="auto")
+    image.add_argument("--size", default="1024x1024")
+    image.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
+    image.set_defaults(run=_image)
     return parser
 
 
@@ -207,6 +233,65 @@ def _dropped_text(dropped: dict[str, str] | Any) -> str:
 def _print_dropped(dropped: Any) -> None:
     if dropped:
         print(_dropped_text(dropped))
+
+
+def _speak(args: argparse.Namespace) -> int:
+    extension = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
+    fmt = args.format or (extension if extension in audio.FORMATS else "mp3")
+    target = Path(args.output or f"speech-{uuid.uuid4().hex[:8]}.{fmt}")
+
+    def run(client: Client) -> str:
+        stream = client.audio.speech.create(
+            args.text, model=args.model, voice=args.voice, response_format=fmt, stream=True
+        )
+        with target.open("wb") as file:
+            for chunk in stream:
+                file.write(chunk)
+        speech = client.audio.speech
+        return f"{target} ({fmt}, {target.stat().st_size} bytes) from {speech.last_provider}:{speech.last_model}"
+
+    return _media(args, run)
+
+
+def _image(args: argparse.Namespace) -> int:
+    def run(client: Client) -> str:
+        answer = client.images.generate(args.prompt, model=args.model, size=args.size, response_format="b64_json")
+        data = base64.b64decode(answer.data[0].b64_json or "")
+        target = Path(args.output or f"image-{uuid.uuid4().hex[:8]}.{_image_type(data)}")
+        target.write_bytes(data)
+        return f"{target} ({len(data)} bytes) from {answer.provider}:{answer.model}"
+
+    return _media(args, run)
+
+
+def _media(args: argparse.Namespace, run: Callable[[Client], str]) -> int:
+    """Run one media request with events on stderr; the result line on stdout, errors on stderr."""
+    _log_to_stderr()
+    try:
+        with Client(args.policy) as client:
+            print(run(client))
+    except (RouterError, ValueError, OSError) as exc:
+        print(f"router {args.command}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def _image_type(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8"):
+        return "jpg"
+    if data[8:12] == b"WEBP":
+        return "webp"
+    return "png"
+
+
+def _log_to_stderr() -> None:
+    """The CLI's logging: structured events on stderr, console-rendered on a terminal, JSON lines otherwise."""
+    renderer: Any = structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
 
 
 if __name__ == "__main__":

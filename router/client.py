@@ -9,13 +9,16 @@ transport per Client, created on first use under a lock, so one Client serves ma
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
-from router import chat, events
+from router import chat, events, images, speech
 from router.adapters import Adapter, adapter_class
 from router.compiler import compile_policy
 from router.errors import InvalidResponseError, ProviderError, did_you_mean
@@ -23,10 +26,11 @@ from router.executor import Deadline, Outcome, execute
 from router.loader import load_policy
 from router.policy import NAMESPACES, Policy
 from router.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
-from router.settings import default_policy_source, key_value, present_keys
+from router.settings import default_policy_source, key_value, output_dir, present_keys
+from router.speech import AudioStream
 from router.streaming import Stream
 from router.transport import Proxies, RequestsTransport
-from router.types import ChatCompletion, Model, ModelList
+from router.types import ChatCompletion, ImagesResponse, Model, ModelList
 
 __all__ = ["Client"]
 
@@ -45,7 +49,7 @@ def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
 
 
 class Client:
-    """Chat (and, later, images and speech) across the providers of a routing policy.
+    """Chat, images and speech across the providers of a routing policy.
 
     ``policy``: a path, a mapping, a :class:`~router.Policy` or a compiled :class:`~router.Resolver`; by
     default ``$ROUTER_POLICY``, then ``./routes.yaml``, then the policy shipped with the package.
@@ -53,8 +57,9 @@ class Client:
     chat call; ``image_provider`` and ``tts_provider`` do the same for images and speech. ``api_key`` unlocks
     every ``auth: required`` provider that has no key of its own. ``exclude`` (and ``exclude_images``,
     ``exclude_tts``) add to the policy's exclusions. ``proxies`` go to every provider's session.
-    ``print_provider_info`` prints ``provider:model`` as each request succeeds. Other keyword arguments are
-    defaults for every chat call (``Client(temperature=0)``).
+    ``print_provider_info`` prints ``provider:model`` as each request succeeds. ``output_dir`` (a keyword, or
+    ``$ROUTER_OUTPUT_DIR``) is where speech files, and images delivered as files, are written. Other keyword
+    arguments are defaults for every chat call (``Client(temperature=0)``).
     """
 
     def __init__(  # noqa: PLR0917 - DESIGN section 6 fixes this positional signature
@@ -88,6 +93,8 @@ class Client:
         for namespace in NAMESPACES:  # unknown names in an exclusion are an error now, not a surprise later
             self._resolver.availability(namespace, exclude=self._exclude[namespace])
         self.print_provider_info = print_provider_info
+        self.output_dir = output_dir(kwargs.pop("output_dir", None))
+        """Where speech files and file-delivered images go (``Client(output_dir=...)``, ``$ROUTER_OUTPUT_DIR``)."""
         self.defaults: dict[str, Any] = kwargs
         self._handles: dict[str, tuple[Adapter, RequestsTransport]] = {}
         self._lock = threading.Lock()
@@ -97,6 +104,16 @@ class Client:
     def chat(self) -> Chat:
         """``client.chat.completions``."""
         return Chat(self)
+
+    @cached_property
+    def images(self) -> Images:
+        """``client.images.generate(...)`` (and its alias ``create``)."""
+        return Images(self)
+
+    @cached_property
+    def audio(self) -> Audio:
+        """``client.audio.speech.create(...)``."""
+        return Audio(self)
 
     @cached_property
     def models(self) -> Models:
@@ -306,8 +323,8 @@ class Chat:
         return Completions(self._client)
 
 
-class Completions:
-    """``client.chat.completions``: ``create`` and the provider that answered last."""
+class _Namespace:
+    """A namespace of the client, remembering who answered its last successful call."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -315,6 +332,13 @@ class Completions:
         """The provider that served the last successful call."""
         self.last_model: str | None = None
         """The model that served the last successful call."""
+
+    def _answered(self, candidate: Candidate) -> None:
+        self.last_provider, self.last_model = candidate.provider, candidate.model
+
+
+class Completions(_Namespace):
+    """``client.chat.completions``: ``create`` and the provider that answered last."""
 
     @overload
     def create(
@@ -370,8 +394,124 @@ class Completions:
         result: ChatCompletion | Stream = outcome.value
         return result
 
-    def _answered(self, candidate: Candidate) -> None:
-        self.last_provider, self.last_model = candidate.provider, candidate.model
+
+class Images(_Namespace):
+    """``client.images``: ``generate`` (alias ``create``) and the provider that answered last."""
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = "auto",
+        n: int = 1,
+        size: str | None = "1024x1024",
+        response_format: Literal["url", "b64_json"] = "url",
+        provider: ProviderChoice = None,
+        timeout: float | None = None,
+        proxies: Proxies | None = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> ImagesResponse:
+        """Generate ``n`` images, routed and failed over like chat; other keywords go to the provider.
+
+        Images come back as ``response_format`` asks whatever the provider returned: URLs are fetched and
+        encoded for ``b64_json``; bytes become ``data:`` URLs for ``url`` (``file://`` URLs of written files
+        when the client has an ``output_dir``).
+        """
+        if response_format not in ("url", "b64_json"):
+            raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
+        client = self._client
+        request = images.image_request(prompt, n=n, size=size, extra=kwargs)
+        log = events.request_logger("images", model, request_id)
+        attempt = images.image_attempt(
+            request,
+            response_format,
+            client.handle,
+            output_dir=client.output_dir,
+            timeout_s=timeout,
+            proxies=dict(proxies) if proxies else None,
+        )
+        outcome = client.run("images", model, attempt, provider=provider, log=log)
+        self._answered(outcome.candidate)
+        result: ImagesResponse = outcome.value
+        return result
+
+    create = generate
+
+
+class Audio:
+    """``client.audio``: holds the speech namespace."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @cached_property
+    def speech(self) -> Speech:
+        """``client.audio.speech``."""
+        return Speech(self._client)
+
+
+class Speech(_Namespace):
+    """``client.audio.speech``: ``create`` and the provider that answered last."""
+
+    @overload
+    def create(self, input_text: str | None = None, *, stream: Literal[False] = False, **kwargs: Any) -> str: ...
+    @overload
+    def create(self, input_text: str | None = None, *, stream: Literal[True], **kwargs: Any) -> AudioStream: ...
+
+    def create(
+        self,
+        input_text: str | None = None,
+        *,
+        model: str = "auto",
+        voice: str | None = None,
+        response_format: str = "mp3",
+        instructions: str | None = None,
+        speed: float | None = None,
+        stream: bool = False,
+        chunk_size: int = 1024,
+        provider: ProviderChoice = None,
+        timeout: float | None = None,
+        proxies: Proxies | None = None,
+        request_id: str | None = None,
+        input: str | None = None,  # the OpenAI client calls it input
+        **kwargs: Any,
+    ) -> str | AudioStream:
+        """Speak ``input_text`` (or ``input``): the path of the written file, or with ``stream`` the bytes.
+
+        The file goes to the client's ``output_dir`` (else a ``router`` folder in the system's temporary
+        directory), named with the format as its extension. ``stream=True`` returns an iterator of audio
+        chunks of at most ``chunk_size`` bytes, as they arrive from the provider. Empty input is a ValueError.
+        """
+        client = self._client
+        request = speech.speech_request(
+            input if input is not None else input_text,
+            voice=voice,
+            response_format=response_format,
+            instructions=instructions,
+            speed=speed,
+            extra=kwargs,
+        )
+        log = events.request_logger("speech", model, request_id)
+        attempt = speech.speech_attempt(
+            request,
+            client.handle,
+            stream=stream,
+            chunk_size=chunk_size,
+            timeout_s=timeout,
+            proxies=dict(proxies) if proxies else None,
+            log=log,
+        )
+        outcome = client.run("speech", model, attempt, provider=provider, log=log, stream=stream)
+        self._answered(outcome.candidate)
+        if stream:
+            result: AudioStream = outcome.value
+            return result
+        folder = client.output_dir or Path(tempfile.gettempdir()) / "router"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"speech-{uuid.uuid4().hex[:12]}.{response_format}"
+        path.write_bytes(outcome.value)
+        return str(path)
 
 
 class Models:

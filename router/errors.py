@@ -15,6 +15,7 @@
     │   │   ├── ContextLengthError                       context_length  the prompt is too long here
     │   │   └── ContentFilterError                       content_filter  rejected by a content policy
     │   ├── EmptyResponseError (ValueError)              empty         no content and no tool call
+    │   │   └── SpeechNotGeneratedError (FileNotFoundError)  empty   no audio came back
     │   └── InvalidResponseError                         invalid_response  not the provider's documented format
     ├── AllProvidersFailedError (RuntimeError)  every candidate failed; .attempts holds each attempt
     │   └── DeadlineExceededError (TimeoutError)  the request's deadline_s ran out first
@@ -55,6 +56,7 @@ __all__ = [
     "RateLimitError",
     "RouterError",
     "ServerError",
+    "SpeechNotGeneratedError",
     "StreamInterruptedError",
     "did_you_mean",
     "redact",
@@ -222,6 +224,10 @@ class EmptyResponseError(ProviderError, ValueError):
     """The provider answered with no content and no tool call."""
 
     error_class = "empty"
+
+
+class SpeechNotGeneratedError(EmptyResponseError, FileNotFoundError):
+    """The provider answered without audio: there is no file to give the caller."""
 
 
 class InvalidResponseError(ProviderError):

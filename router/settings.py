@@ -14,7 +14,15 @@ from pathlib import Path
 import requests.utils
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RouterSettings", "ca_bundle", "default_policy_source", "environment_proxies", "key_value", "present_keys"]
+__all__ = [
+    "RouterSettings",
+    "ca_bundle",
+    "default_policy_source",
+    "environment_proxies",
+    "key_value",
+    "output_dir",
+    "present_keys",
+]
 
 
 class RouterSettings(BaseSettings):
@@ -24,6 +32,8 @@ class RouterSettings(BaseSettings):
 
     policy: Path | None = None
     """ROUTER_POLICY: the policy file used when none is given explicitly."""
+    output_dir: Path | None = None
+    """ROUTER_OUTPUT_DIR: where speech files (and images delivered as files) are written."""
 
 
 def present_keys(names: Iterable[str | None]) -> frozenset[str]:
@@ -58,3 +68,10 @@ def environment_proxies(url: str) -> dict[str, str]:
 def ca_bundle() -> str | None:
     """The CA bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``, as requests itself honours."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+def output_dir(configured: str | os.PathLike[str] | None) -> Path | None:
+    """The configured output directory: the argument, else ``$ROUTER_OUTPUT_DIR``, else None."""
+    if configured is not None:
+        return Path(configured)
+    return RouterSettings().output_dir

@@ -58,10 +58,11 @@ class StreamResponse:
         with _translated():
             return self._response.content
 
-    def chunks(self) -> Iterator[bytes]:
-        """Bytes as they arrive; a silent socket raises ProviderTimeoutError, a cut one ProviderConnectionError."""
+    def chunks(self, size: int | None = None) -> Iterator[bytes]:
+        """Bytes as they arrive (at most ``size`` at a time); silence raises ProviderTimeoutError, a cut
+        connection ProviderConnectionError."""
         with _translated():
-            yield from self._response.iter_content(chunk_size=None)
+            yield from self._response.iter_content(chunk_size=size)
 
     def set_read_timeout(self, seconds: float) -> None:
         """Change how long one read may wait (the first chunk and the gaps after it have different limits)."""

@@ -1,7 +1,8 @@
 """Response objects shaped exactly like the OpenAI Python client's, so code written for it keeps working.
 
 Field names follow the Chat Completions API reference
-(https://platform.openai.com/docs/api-reference/chat/object and .../chat/streaming). Unknown fields a
+(https://platform.openai.com/docs/api-reference/chat/object and .../chat/streaming) and the Images API
+reference (https://platform.openai.com/docs/api-reference/images/object). Unknown fields a
 provider sends are kept (``extra="allow"``), as the OpenAI client keeps them. One addition: ``provider``,
 the provider that served the response, next to ``model``, the model that actually answered.
 """
@@ -25,6 +26,8 @@ __all__ = [
     "ChunkChoice",
     "CompletionUsage",
     "Function",
+    "Image",
+    "ImagesResponse",
     "Model",
     "ModelList",
 ]
@@ -157,3 +160,20 @@ class ModelList(_Wire):
 
     def __iter__(self) -> Iterator[Model]:  # type: ignore[override]  # the models, as the OpenAI client's page
         return iter(self.data)
+
+
+class Image(_Wire):
+    """One generated image: a URL or base64 data, as the caller asked (``response_format``)."""
+
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+
+
+class ImagesResponse(_Wire):
+    """The answer of ``client.images.generate``, shaped like OpenAI's; ``provider``/``model`` say who drew it."""
+
+    created: int
+    data: list[Image]
+    model: str | None = None
+    provider: str | None = None

@@ -10,6 +10,7 @@ class TestPublicSurface:
         """router.__all__ is the documented surface; adding or removing a name is a deliberate change."""
         assert sorted(router.__all__) == [
             "AllProvidersFailedError",
+            "AudioStream",
             "AuthenticationError",
             "BadRequestError",
             "Candidate",
@@ -21,6 +22,8 @@ class TestPublicSurface:
             "DeadlineExceededError",
             "EmptyResponseError",
             "FallbackQueue",
+            "Image",
+            "ImagesResponse",
             "InvalidResponseError",
             "NoRouteError",
             "Policy",
@@ -35,6 +38,7 @@ class TestPublicSurface:
             "Route",
             "RouterError",
             "ServerError",
+            "SpeechNotGeneratedError",
             "Stream",
             "StreamInterruptedError",
             "compile_policy",

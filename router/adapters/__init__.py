@@ -18,6 +18,7 @@ BUILTIN = {
     "openai": "router.adapters.openai:OpenAIAdapter",
     "anthropic": "router.adapters.anthropic:AnthropicAdapter",
     "gemini": "router.adapters.gemini:GeminiAdapter",
+    "espeak": "router.adapters.espeak:EspeakAdapter",
 }
 """Builtin adapter name -> its class, imported on first use."""
 

@@ -35,7 +35,18 @@ from router.resolver import ProviderSpec
 from router.transport import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk
 
-__all__ = ["Adapter", "ChatRequest", "ChatStream", "MalformedEvent", "classify", "retry_after_s"]
+__all__ = [
+    "Adapter",
+    "ChatRequest",
+    "ChatStream",
+    "GeneratedImage",
+    "ImageRequest",
+    "LocalSpeech",
+    "MalformedEvent",
+    "SpeechRequest",
+    "classify",
+    "retry_after_s",
+]
 
 _CONTEXT_LENGTH = re.compile(
     r"context[_ ]length|maximum context|context window|prompt is too long|too many (?:input )?tokens"
@@ -63,6 +74,38 @@ class ChatRequest:
     tools: tuple[Mapping[str, Any], ...] | None = None
     tool_choice: Any = None
     stream: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """An image request as the caller made it; ``extra`` holds every other keyword argument."""
+
+    prompt: str
+    n: int = 1
+    size: str | None = "1024x1024"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    """One image as a provider delivered it: a URL to fetch, or the bytes themselves."""
+
+    url: str | None = None
+    data: bytes | None = None
+    media_type: str = "image/png"
+    revised_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    """A speech request; ``response_format`` is what the provider is asked for (router converts the rest)."""
+
+    input: str
+    voice: str | None = None
+    response_format: str = "mp3"
+    instructions: str | None = None
+    speed: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -116,6 +159,29 @@ class Adapter:
         """A fresh decoder for one streamed chat response."""
         raise NotImplementedError
 
+    # -- images (optional) ------------------------------------------------------------------------
+
+    def image_requests(self, model: str, request: ImageRequest) -> list[HttpRequest]:
+        """The HTTP requests that make ``request.n`` images (one, or one per image for APIs that draw one)."""
+        raise NotImplementedError(f"adapter {self.name} does not generate images")
+
+    def parse_images(self, body: bytes, headers: Mapping[str, str], model: str) -> list[GeneratedImage]:
+        """A successful image response -> its images (InvalidResponseError if it holds none)."""
+        raise NotImplementedError(f"adapter {self.name} does not generate images")
+
+    # -- speech (optional) ------------------------------------------------------------------------
+
+    speech_formats: ClassVar[frozenset[str]] = frozenset()
+    """Formats the provider produces itself; others are made from ``pcm`` (which it must then offer)."""
+    pcm_rate: ClassVar[int] = 24_000
+    """The sample rate of the provider's ``pcm``."""
+
+    def speech_request(self, model: str, request: SpeechRequest, *, stream: bool) -> HttpRequest:
+        """The HTTP request for speech in ``request.response_format`` (always one of ``speech_formats``)."""
+        raise NotImplementedError(f"adapter {self.name} does not synthesise speech")
+
+    # -- discovery ---------------------------------------------------------------------------------
+
     def models_request(self) -> HttpRequest | None:
         """The request that lists the provider's models, or None when the protocol has none."""
         return None
@@ -157,6 +223,24 @@ class Adapter:
             raise InvalidResponseError(
                 f"the response is not JSON: {redact(body[:80].decode(errors='replace'))}"
             ) from None
+
+
+class LocalSpeech(Adapter):
+    """An adapter that synthesises speech in-process (no HTTP): it yields 16-bit mono PCM at ``pcm_rate``."""
+
+    def __init__(self, spec: ProviderSpec, api_key: str | None) -> None:
+        self.provider = spec.name
+        self.base_url = ""
+        self.api_key = api_key
+        self.headers = {}
+
+    def voices(self) -> list[str]:
+        """The voices this engine offers."""
+        raise NotImplementedError
+
+    def synthesize(self, model: str, request: SpeechRequest) -> bytes:
+        """PCM for ``request.input``; ProviderError on failure."""
+        raise NotImplementedError
 
 
 def classify(status: int | None, message: str, code: str = "", retry_after: float | None = None) -> ProviderError:

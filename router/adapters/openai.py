@@ -8,18 +8,36 @@ Wire format, as documented:
 - errors: ``{"error": {"message", "type", "param", "code"}}``; https://platform.openai.com/docs/guides/error-codes
 - models: ``GET /models`` -> ``{"object": "list", "data": [{"id", ...}]}``;
   https://platform.openai.com/docs/api-reference/models/list
+- images: ``POST /images/generations`` ``{model, prompt, n, size}`` -> ``{"created", "data": [{"url" |
+  "b64_json", "revised_prompt"}]}``; GPT image models always answer ``b64_json`` (and name ``output_format``),
+  so no ``response_format`` is sent unless the caller passes one: router converts what comes back.
+  https://platform.openai.com/docs/api-reference/images/create
+- speech: ``POST /audio/speech`` ``{model, input, voice, response_format, instructions, speed}`` -> the audio
+  bytes, streamed as they are produced; https://platform.openai.com/docs/api-reference/audio/createSpeech
 
 The request body is the caller's, nearly unchanged: this is the format router's own surface speaks.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from router.adapters.base import Adapter, ChatRequest, ChatStream, MalformedEvent
+from router import audio
+from router.adapters.base import (
+    Adapter,
+    ChatRequest,
+    ChatStream,
+    GeneratedImage,
+    ImageRequest,
+    MalformedEvent,
+    SpeechRequest,
+)
 from router.adapters.sse import SSEEvent
 from router.errors import InvalidResponseError, redact
 from router.transport import HttpRequest
@@ -64,6 +82,38 @@ class OpenAIAdapter(Adapter):
     def chat_stream(self, model: str) -> ChatStream:
         return OpenAIStream(self, model)
 
+    def image_requests(self, model: str, request: ImageRequest) -> list[HttpRequest]:
+        body: dict[str, Any] = {"model": model, "prompt": request.prompt, "n": request.n}
+        if request.size:
+            body["size"] = request.size
+        body.update(request.extra)
+        return [HttpRequest("POST", f"{self.base_url}/images/generations", self.headers, body)]
+
+    def parse_images(self, body: bytes, headers: Mapping[str, str], model: str) -> list[GeneratedImage]:
+        data = self.decode(body)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise InvalidResponseError("the images response has no data list")
+        media_type = f"image/{data.get('output_format') or 'png'}".replace("jpg", "jpeg")
+        images = [_image(item, media_type) for item in items if isinstance(item, dict)]
+        return [image for image in images if image.url or image.data]
+
+    speech_formats = frozenset(audio.FORMATS)
+
+    def speech_request(self, model: str, request: SpeechRequest, *, stream: bool) -> HttpRequest:
+        body: dict[str, Any] = {
+            "model": model,
+            "input": request.input,
+            "voice": request.voice or "alloy",
+            "response_format": request.response_format,
+        }
+        if request.instructions:
+            body["instructions"] = request.instructions
+        if request.speed is not None:
+            body["speed"] = request.speed
+        body.update(request.extra)
+        return HttpRequest("POST", f"{self.base_url}/audio/speech", self.headers, body)
+
     def models_request(self) -> HttpRequest:
         return HttpRequest("GET", f"{self.base_url}/models", self.headers)
 
@@ -100,6 +150,19 @@ class OpenAIStream(ChatStream):
         if any(choice.finish_reason for choice in chunk.choices):
             self.finished = True
         return [chunk]
+
+
+def _image(item: Mapping[str, Any], media_type: str) -> GeneratedImage:
+    encoded = item.get("b64_json")
+    data = None
+    if isinstance(encoded, str) and encoded:
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidResponseError("an image's b64_json is not base64") from None
+    url = item.get("url") if isinstance(item.get("url"), str) else None
+    revised = item.get("revised_prompt") if isinstance(item.get("revised_prompt"), str) else None
+    return GeneratedImage(url=url, data=data, media_type=media_type, revised_prompt=revised)
 
 
 def _first(exc: ValidationError) -> str:

@@ -1,9 +1,10 @@
 """Shared machinery for the stand-in upstreams: the steps a test scripts, and the HTTP server that plays them.
 
-Data flow: a test calls ``up.script(*steps)``; each request to the generation endpoint pops one step; the
-provider subclass (openai.py, anthropic.py, gemini.py) renders bodies and SSE events in its own wire format;
-this module decides *how* they reach the socket (delays, cuts, resets, hangs). Everything below the
-provider hooks is provider-neutral.
+Data flow: a test calls ``up.script(*steps)``; each request to a generation endpoint pops one step; the
+provider subclass (openai.py, anthropic.py, gemini.py, stability.py, elevenlabs.py) renders bodies and SSE
+events in its own wire format; this module decides *how* they reach the socket (delays, cuts, resets, hangs).
+Everything below the provider hooks is provider-neutral. Status, Hang and Reset mean the same on every
+endpoint; what the other steps mean for an image or a speech call is media.py's business.
 """
 
 from __future__ import annotations
@@ -140,13 +141,17 @@ class Received:
     body: bytes
 
 
+CallKind: TypeAlias = Literal["chat", "images", "speech"]
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A generation request the provider recognised: which model, and whether it asked for a stream."""
+    """A generation request the provider recognised: which model, whether it asked for a stream, and which job."""
 
     model: str
     stream: bool
     request: Received
+    kind: CallKind = "chat"
 
 
 class Tool(NamedTuple):
@@ -303,9 +308,17 @@ class Upstream:
 
     # -- provider hooks ----------------------------------------------------------------------------------------
 
-    def route(self, request: Received) -> Call | Literal["models"] | None:
-        """The generation call ``request`` makes, ``MODELS`` for the models listing, or None (404)."""
+    def route(self, request: Received) -> Call | Literal["models"] | Plain | None:
+        """The generation call ``request`` makes, ``MODELS`` for the models listing, a fixed response that
+        plays no step (a generated file, a voice listing), or None (404)."""
         raise NotImplementedError
+
+    def parse_body(self, headers: dict[str, str], body: bytes) -> Any | None:
+        """What ``Received.json`` holds for a request body: its JSON, or None when it is not JSON."""
+        try:
+            return json.loads(body) if body else None
+        except ValueError:
+            return None
 
     def models_body(self) -> Any:
         """The models listing in the provider's shape."""
@@ -339,6 +352,10 @@ class Upstream:
         """One SSE event, framed as the provider frames events, whose data is not valid JSON."""
         raise NotImplementedError
 
+    def play_media(self, step: Step, call: Call, wire: _Wire) -> None:
+        """Play a step on an image or speech call (see media.MediaUpstream)."""
+        raise NotImplementedError(f"{type(self).__name__} serves no {call.kind} endpoint")
+
     # -- playing a step ----------------------------------------------------------------------------------------
 
     def _record(self, request: Received) -> None:
@@ -355,19 +372,33 @@ class Upstream:
             wire.send(self.error(404, f"no route for {request.method} {request.path}"))
         elif route == MODELS:
             wire.send(Plain(200, self.models_body()))
+        elif isinstance(route, Plain):
+            wire.send(route)
         else:
             self._play(self._next_step(), route, wire)
 
     def _play(self, step: Step, call: Call, wire: _Wire) -> None:
+        match step:  # the same on every endpoint
+            case Status(code=code, message=message, retry_after=retry_after, headers=headers):
+                plain = self.error(code, message, retry_after)
+                plain.headers |= ({"Retry-After": retry_after} if retry_after else {}) | (headers or {})
+                wire.send(plain)
+                return
+            case Hang(seconds=seconds):
+                self._stopping.wait(seconds)
+                wire.close()
+                return
+            case Reset():
+                wire.reset()
+                return
+        if call.kind != "chat":
+            self.play_media(step, call, wire)
+            return
         match step:
             case Reply():
                 self._reply(step, call, wire)
             case Empty():
                 self._reply(Reply(content=""), call, wire)
-            case Status(code=code, message=message, retry_after=retry_after, headers=headers):
-                plain = self.error(code, message, retry_after)
-                plain.headers |= ({"Retry-After": retry_after} if retry_after else {}) | (headers or {})
-                wire.send(plain)
             case ContextLength():
                 wire.send(self.context_length(call))
             case ContentFilter():
@@ -376,11 +407,6 @@ class Upstream:
                     wire.send(out)
                 else:
                     wire.stream(self.stream_content_type, self._events(out))
-            case Hang(seconds=seconds):
-                self._stopping.wait(seconds)
-                wire.close()
-            case Reset():
-                wire.reset()
             case Malformed():
                 self._malformed(call, wire)
             case Cut() | SlowFirst() | NoDone() | InBandError():
@@ -500,14 +526,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
         url = urlsplit(self.path)
         headers: dict[str, str] = {}
         for key, value in self.headers.items():
             headers[key.lower()] = f"{headers[key.lower()]}, {value}" if key.lower() in headers else value
+        parsed = self.server.upstream.parse_body(headers, body)
         request = Received(self.command, url.path, dict(parse_qsl(url.query)), headers, parsed, body)
         self.server.upstream._record(request)
         try:
@@ -535,10 +558,13 @@ class _Wire:
         self.handler.wfile.write(body[:keep])
         self.close()
 
-    def stream(self, content_type: str, events: Iterator[bytes], *, cut: bool = False) -> None:
-        """A chunked SSE body, flushed event by event; ``cut`` closes without the terminating chunk."""
-        headers = {"Content-Type": content_type, "Cache-Control": "no-cache", "Transfer-Encoding": "chunked"}
-        self._head(200, headers, None)
+    def stream(
+        self, content_type: str, events: Iterator[bytes], *, cut: bool = False, headers: dict[str, str] | None = None
+    ) -> None:
+        """A chunked body (SSE events or audio), flushed piece by piece; ``cut`` closes without the terminating
+        chunk; ``headers`` are added to the response's."""
+        head = {"Content-Type": content_type, "Cache-Control": "no-cache", "Transfer-Encoding": "chunked"}
+        self._head(200, head | (headers or {}), None)
         write = self.handler.wfile.write
         for event in events:
             write(b"%x\r\n%s\r\n" % (len(event), event))

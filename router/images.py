@@ -1,0 +1,104 @@
+"""The images namespace's work between the client and the executor: the request, and one attempt at it.
+
+An attempt asks the candidate's adapter for its HTTP requests, sends them, and delivers every image in the
+format the caller asked for, whatever the provider returned:
+
+- ``b64_json`` asked, a URL returned: the image is fetched (over the provider's own pooled session) and
+  encoded;
+- ``url`` asked, bytes returned: a ``data:`` URL, or -- when an output directory is configured
+  (``Client(output_dir=...)`` or ``$ROUTER_OUTPUT_DIR``) -- the image is written there and a ``file://``
+  URL returned.
+A provider that returns no image is an ``empty`` failure and fails over.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from router.adapters.base import Adapter, GeneratedImage, ImageRequest
+from router.errors import EmptyResponseError
+from router.resolver import Candidate, ProviderSpec
+from router.transport import HttpRequest, Proxies, RequestsTransport
+from router.types import Image, ImagesResponse
+
+__all__ = ["image_attempt", "image_request"]
+
+Handles = Callable[[str], tuple[Adapter, RequestsTransport]]
+ResponseFormat = Literal["url", "b64_json"]
+
+
+def image_request(prompt: str, *, n: int, size: str | None, extra: Mapping[str, Any]) -> ImageRequest:
+    """The caller's arguments as an ImageRequest; ValueError for a request no provider could serve."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt must be a non-empty string")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError("n must be a positive integer")
+    return ImageRequest(prompt=prompt, n=n, size=size, extra=dict(extra))
+
+
+def image_attempt(
+    request: ImageRequest,
+    response_format: ResponseFormat,
+    handles: Handles,
+    *,
+    output_dir: Path | None,
+    timeout_s: float | None,
+    proxies: Proxies | None,
+) -> Callable[[Candidate, ProviderSpec, float], ImagesResponse]:
+    """One attempt: draw ``request.n`` images at the candidate and deliver them as ``response_format``."""
+
+    def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> ImagesResponse:
+        adapter, transport = handles(candidate.provider)
+        timeout = min(timeout_s or spec.timeout_s, remaining_s)
+        images: list[GeneratedImage] = []
+        for http in adapter.image_requests(candidate.model, request):
+            response = transport.send(http, timeout=timeout, proxies=proxies)
+            if response.status >= 400:
+                raise adapter.parse_error(response.status, response.body, response.headers)
+            images.extend(adapter.parse_images(response.body, response.headers, candidate.model))
+        if not images:
+            raise EmptyResponseError("the provider returned no image")
+        fetch = _fetcher(adapter, transport, timeout, proxies)
+        data = [_deliver(image, response_format, fetch, output_dir) for image in images[: request.n]]
+        return ImagesResponse(created=int(time.time()), data=data, model=candidate.model, provider=candidate.provider)
+
+    return attempt
+
+
+def _fetcher(
+    adapter: Adapter, transport: RequestsTransport, timeout: float, proxies: Proxies | None
+) -> Callable[[str], bytes]:
+    def fetch(url: str) -> bytes:
+        response = transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies)
+        if response.status >= 400:
+            raise adapter.parse_error(response.status, response.body, response.headers)
+        if not response.body:
+            raise EmptyResponseError("the image URL returned no bytes")
+        return response.body
+
+    return fetch
+
+
+def _deliver(
+    image: GeneratedImage, response_format: ResponseFormat, fetch: Callable[[str], bytes], output_dir: Path | None
+) -> Image:
+    if response_format == "b64_json":
+        data = image.data if image.data is not None else fetch(image.url or "")
+        return Image(b64_json=base64.b64encode(data).decode(), revised_prompt=image.revised_prompt)
+    if image.url:
+        return Image(url=image.url, revised_prompt=image.revised_prompt)
+    data = image.data or b""
+    if output_dir is None:
+        encoded = base64.b64encode(data).decode()
+        return Image(url=f"data:{image.media_type};base64,{encoded}", revised_prompt=image.revised_prompt)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    extension = mimetypes.guess_extension(image.media_type) or ".png"
+    path = output_dir / f"image-{uuid.uuid4().hex[:12]}{extension}"
+    path.write_bytes(data)
+    return Image(url=path.resolve().as_uri(), revised_prompt=image.revised_prompt)
