@@ -64,6 +64,7 @@ __all__ = [
 
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|gsk|ghp|xai|AIza)[-_A-Za-z0-9]{12,}|\b[A-Za-z0-9_-]{32,}\b")
 _MESSAGE_LIMIT = 300
+_NOUNS = {"images": "image"}  # "All image providers failed", not "All images providers failed"
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -270,7 +271,7 @@ class AllProvidersFailedError(RouterError, RuntimeError):
         order = list(dict.fromkeys(a.provider for a in self.attempts))
         named = [str(last[p]) for p in order[:3]]
         more = f" (+{len(order) - 3} more)" if len(order) > 3 else ""
-        head = reason or f"All {namespace} providers failed"
+        head = reason or f"All {_NOUNS.get(namespace, namespace)} providers failed"
         super().__init__(f"{head}. Errors: {'; '.join(named)}{more}" if named else f"{head}.")
 
 

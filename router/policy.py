@@ -62,7 +62,7 @@ ErrorClass = Literal[
 ]
 
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-BUILTIN_ADAPTERS = ("openai", "anthropic", "gemini", "espeak", "elevenlabs")
+BUILTIN_ADAPTERS = ("openai", "anthropic", "gemini", "espeak", "elevenlabs", "stability")
 """The wire protocols router ships adapters for."""
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 """An environment variable name as policies write them: upper case, digits and _. Keys never look like this
@@ -141,7 +141,7 @@ class Provider(_Model):
     """One upstream API: where it is, how to authenticate, how it is preferred, and what it serves."""
 
     adapter: str
-    """Wire protocol: openai | anthropic | gemini | espeak | elevenlabs, an entry point in the
+    """Wire protocol: openai | anthropic | gemini | espeak | elevenlabs | stability, an entry point in the
     router.adapters group, or "package.module:ClassName"."""
     base_url: Annotated[str | None, AfterValidator(_http_url)] = None
     """API root, e.g. https://api.openai.com/v1; omitted = the adapter's default."""

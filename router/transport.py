@@ -21,19 +21,30 @@ from urllib3.exceptions import ReadTimeoutError
 from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from router.settings import ca_bundle, environment_proxies
 
-__all__ = ["HttpRequest", "HttpResponse", "RequestsTransport", "StreamResponse"]
+__all__ = ["FilePart", "HttpRequest", "HttpResponse", "RequestsTransport", "StreamResponse"]
 
 Proxies = Mapping[str, str]
 
 
+FilePart = tuple[str, bytes, str]
+"""One file of a multipart body: (filename, content, content type)."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """What an adapter wants sent: method, absolute URL, headers and an optional JSON body."""
+    """What an adapter wants sent: method, absolute URL, headers and an optional body.
+
+    The body is JSON (``json``), or ``multipart/form-data`` when ``form`` (text fields) or ``files`` is set, as
+    APIs that take uploads want it (Stability AI takes every request that way). The transport writes the
+    multipart boundary and its Content-Type, so an adapter never sets that header.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     json: Any = None
+    form: Mapping[str, str] | None = None
+    files: Mapping[str, FilePart] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +110,7 @@ class RequestsTransport:
                 request.method,
                 request.url,
                 headers=request.headers,
-                json=request.json,
+                **_body(request),
                 timeout=(min(timeout, 10.0), timeout),
                 proxies=dict(proxies) if proxies else None,
             )
@@ -114,7 +125,7 @@ class RequestsTransport:
                 request.method,
                 request.url,
                 headers=request.headers,
-                json=request.json,
+                **_body(request),
                 timeout=(connect_timeout, read_timeout),
                 proxies=dict(proxies) if proxies else None,
                 stream=True,
@@ -124,6 +135,18 @@ class RequestsTransport:
     def close(self) -> None:
         """Close every pooled connection."""
         self.session.close()
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    """The body arguments of ``requests``: ``json``, or ``files`` for multipart (text fields as filename-less parts,
+    so the body is multipart even without a file)."""
+    if request.form is None and request.files is None:
+        return {"json": request.json}
+    parts: dict[str, tuple[str | None, bytes | str] | FilePart] = {
+        name: (None, value) for name, value in (request.form or {}).items()
+    }
+    parts.update(request.files or {})
+    return {"files": parts}
 
 
 @contextlib.contextmanager

@@ -14,11 +14,11 @@ import soundfile
 import yaml
 from structlog.testing import capture_logs
 
-from router import BadRequestError, Client, SpeechNotGeneratedError
+from router import BadRequestError, Client, SpeechNotGeneratedError, StreamInterruptedError
 from router.adapters.espeak import EspeakAdapter
 
 from .conftest import policy
-from .upstreams import dead_url
+from .upstreams import Cut, Reply, dead_url
 
 VOICE = {"adapter": "espeak", "auth": "none", "models": {"speech": ["espeak-ng"]}}
 TEXT = "Routing every request to the provider that can answer it."
@@ -170,3 +170,40 @@ class TestSpeakCommand:
         path = folder / "speech.yaml"
         path.write_text(yaml.safe_dump(policy({"voice": VOICE})))
         return path
+
+
+class TestCloudVoiceStreaming:
+    def speech_policy(self, up: Any) -> dict[str, Any]:
+        cloud = {
+            "adapter": "openai",
+            "auth": "none",
+            "base_url": up.base_url,
+            "priority": 5,
+            "models": {"speech": ["gpt-4o-mini-tts"]},
+            "voices": ["alloy", "coral"],
+        }
+        return policy({"cloud": cloud, "voice": VOICE}, retry={"attempts": 1})
+
+    def test_native_audio_streams_as_it_arrives(self, openai_upstreams: Any) -> None:
+        """A provider's own mp3 arrives in several chunks that decode to its whole tone, with the caller's voice."""
+        (alpha,) = openai_upstreams("alpha")
+        alpha.script(Reply(chunks=4, chunk_delay_s=0.05))
+        client = Client(self.speech_policy(alpha))
+        chunks = list(client.audio.speech.create(TEXT, voice="coral", stream=True, chunk_size=100_000))
+        assert len(chunks) >= 4
+        assert soundfile.info(io.BytesIO(b"".join(chunks))).duration > 0.4
+        assert alpha.received[-1].json["voice"] == "coral"
+
+    def test_a_stream_cut_after_its_first_bytes_raises(self, openai_upstreams: Any) -> None:
+        """Audio cut mid-way is a StreamInterruptedError, not a shorter file presented as complete."""
+        (alpha,) = openai_upstreams("alpha")
+        alpha.script(Cut(after_chunks=2))
+        stream = Client(self.speech_policy(alpha)).audio.speech.create(TEXT, stream=True)
+        with pytest.raises(StreamInterruptedError):
+            list(stream)
+
+    def test_a_voice_the_provider_lacks_is_replaced_by_its_first(self, openai_upstreams: Any) -> None:
+        """An eSpeak voice name sent to a cloud provider becomes the provider's first listed voice."""
+        (alpha,) = openai_upstreams("alpha")
+        Client(self.speech_policy(alpha)).audio.speech.create(TEXT, voice="en-gb")
+        assert alpha.received[-1].json["voice"] == "alloy"

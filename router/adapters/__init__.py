@@ -19,6 +19,8 @@ BUILTIN = {
     "anthropic": "router.adapters.anthropic:AnthropicAdapter",
     "gemini": "router.adapters.gemini:GeminiAdapter",
     "espeak": "router.adapters.espeak:EspeakAdapter",
+    "elevenlabs": "router.adapters.elevenlabs:ElevenLabsAdapter",
+    "stability": "router.adapters.stability:StabilityAdapter",
 }
 """Builtin adapter name -> its class, imported on first use."""
 

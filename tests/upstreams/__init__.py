@@ -2,7 +2,8 @@
 
 Start one per upstream (``with OpenAIUpstream("alpha") as up:``), point a policy's ``base_url`` at
 ``up.base_url``, script the next answers with ``up.script(Reply(), Status(429, retry_after="1"), ...)`` and read
-``up.received`` / ``up.connections`` afterwards.
+``up.received`` / ``up.connections`` afterwards. Image and speech endpoints (OpenAI's, Stability's, ElevenLabs')
+play the same steps, as media.py describes; their images name who drew them (``png_rgb(data) == color_of(name)``).
 """
 
 from .anthropic import AnthropicUpstream
@@ -24,27 +25,35 @@ from .base import (
     Upstream,
     dead_url,
 )
+from .elevenlabs import ElevenLabsUpstream
 from .gemini import GeminiUpstream
+from .media import MediaUpstream, color_of, png_rgb
 from .openai import OpenAIUpstream
+from .stability import StabilityUpstream
 
 __all__ = [
     "AnthropicUpstream",
     "ContentFilter",
     "ContextLength",
     "Cut",
+    "ElevenLabsUpstream",
     "Empty",
     "GeminiUpstream",
     "Hang",
     "InBandError",
     "Malformed",
+    "MediaUpstream",
     "NoDone",
     "OpenAIUpstream",
     "Received",
     "Reply",
     "Reset",
     "SlowFirst",
+    "StabilityUpstream",
     "Status",
     "Step",
     "Upstream",
+    "color_of",
     "dead_url",
+    "png_rgb",
 ]

@@ -178,8 +178,11 @@ def png(name: str, width: int = 64, height: int = 64) -> bytes:
     """A ``width`` x ``height`` PNG (8-bit RGB) filled with ``color_of(name)``."""
     row = b"\x00" + bytes(color_of(name)) * width  # filter type 0 (None), then the pixels
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(row * height, 6)) + _chunk(
-        b"IEND", b""
+    return (
+        _PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(row * height, 6))
+        + _chunk(b"IEND", b"")
     )
 
 

@@ -1,28 +1,55 @@
-"""OpenAI Chat Completions stand-in: ``POST /v1/chat/completions`` (JSON or SSE) and ``GET /v1/models``.
+"""OpenAI stand-in: ``POST /v1/chat/completions`` (JSON or SSE), ``POST /v1/images/generations``,
+``POST /v1/audio/speech`` and ``GET /v1/models``; ``GET /files/<id>.png`` serves the images it drew by URL.
 
 Wire format as documented at
   https://platform.openai.com/docs/api-reference/chat/create            (the chat.completion object)
   https://platform.openai.com/docs/api-reference/chat-streaming          (chat.completion.chunk, delta.tool_calls)
   https://platform.openai.com/docs/api-reference/models/list             (GET /v1/models)
   https://platform.openai.com/docs/guides/error-codes                    ({"error": {message, type, param, code}})
+  https://platform.openai.com/docs/api-reference/images/create           (model, prompt, n, size, response_format)
+  https://platform.openai.com/docs/api-reference/images/object           (ImagesResponse: created, data[] of
+                                                                          url | b64_json, revised_prompt; GPT image
+                                                                          models add output_format, size, quality,
+                                                                          background, usage)
+  https://platform.openai.com/docs/api-reference/audio/createSpeech      (model, input, voice, response_format
+                                                                          mp3|opus|aac|flac|wav|pcm, speed,
+                                                                          instructions -> the audio file content)
+  https://platform.openai.com/docs/guides/text-to-speech                 (real-time audio streaming with chunked
+                                                                          transfer encoding; pcm = 24 kHz 16-bit LE)
 Error texts are the ones the API returns, as quoted in public reports (context_length_exceeded,
-content_policy_violation). Streaming is chosen by ``"stream": true``; ``stream_options.include_usage`` adds
-``"usage": null`` to every chunk and a final chunk with empty ``choices`` and the usage, before ``data: [DONE]``.
+content_policy_violation, string_above_max_length). Streaming is chosen by ``"stream": true``;
+``stream_options.include_usage`` adds ``"usage": null`` to every chunk and a final chunk with empty ``choices``
+and the usage, before ``data: [DONE]``.
 The role chunk is sent as the API sends it, ``{"role": "assistant", "content": "", "refusal": null}``: it carries
 no content, but its content key is present.
+
+Images: models named ``gpt-image*`` always answer ``b64_json`` (and name ``output_format: "png"``); other models
+answer ``url`` unless the body asks ``response_format: "b64_json"``, and every model but dall-e-2 echoes the prompt
+as ``revised_prompt``. The image is a real PNG of the requested size in the upstream's colour (media.png). The URL
+points at this stand-in, not at a blob store, and is served with ``Content-Type: image/png``. Speech is a real
+0.5 s tone in the requested format (AAC: a stub behind an ADTS header), sent chunked whatever the request, as
+the API streams it; ``stream_format: "sse"`` is not rendered (audio comes back either way). Not modelled: the
+API's per-model limits (dall-e-3 allows n=1 only; gpt-image rejects ``response_format``), jpeg/webp output.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import uuid
 from typing import Any, ClassVar, Literal
 
-from .base import MODELS, Call, Plain, Received, Stream, Tool, Upstream, now, split_text, tokens
+from router import audio
+
+from .base import MODELS, Call, Plain, Received, Reply, Stream, Tool, now, split_text, tokens
+from .media import MediaUpstream, parse_size, png, tone
 
 FINGERPRINT = "fp_standin"
 
 _ERROR_KINDS = {401: ("invalid_request_error", "invalid_api_key"), 429: ("requests", "rate_limit_exceeded")}
+_FILE = re.compile(r"^/files/(?P<id>[0-9a-f]{32})\.png$")
+_MAX_LENGTH = {"images": ("prompt", 32_000), "speech": ("input", 4096)}
 
 
 def sse(obj: Any) -> bytes:
@@ -30,18 +57,34 @@ def sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-class OpenAIUpstream(Upstream):
-    """Speaks the OpenAI Chat Completions wire format; ``base_url`` ends in ``/v1``."""
+class OpenAIUpstream(MediaUpstream):
+    """Speaks the OpenAI wire format (chat, images, speech, models); ``base_url`` ends in ``/v1``."""
 
     base_path: ClassVar[str] = "/v1"
     overloaded_status: ClassVar[int] = 500
 
-    def route(self, request: Received) -> Call | Literal["models"] | None:
+    def __init__(self, name: str = "upstream", *, models: list[str] | None = None) -> None:
+        super().__init__(name, models=models)
+        self._files: dict[str, bytes] = {}
+
+    def route(self, request: Received) -> Call | Literal["models"] | Plain | None:
+        body = request.json if isinstance(request.json, dict) else {}
         if request.method == "GET" and request.path == "/v1/models":
             return MODELS
-        if request.method == "POST" and request.path == "/v1/chat/completions":
-            body = request.json if isinstance(request.json, dict) else {}
+        if request.method == "GET" and (found := _FILE.match(request.path)):
+            with self._lock:
+                image = self._files.get(found["id"])
+            return Plain(200, image, {"Content-Type": "image/png"}) if image else None
+        if request.method != "POST":
+            return None
+        if request.path == "/v1/chat/completions":
             return Call(str(body.get("model", "")), bool(body.get("stream")), request)
+        if request.path == "/v1/images/generations":
+            if not isinstance(body.get("prompt"), str):
+                return self._missing("prompt")
+            return Call(str(body.get("model") or "dall-e-2"), False, request, "images")
+        if request.path == "/v1/audio/speech":
+            return self._speech_call(request, body)
         return None
 
     def models_body(self) -> Any:
@@ -122,11 +165,65 @@ class OpenAIUpstream(Upstream):
             done=[b"data: [DONE]\n\n"],
         )
 
+    def image_reply(self, call: Call, reply: Reply) -> Plain:
+        body = call.request.json or {}
+        gpt_image = call.model.startswith("gpt-image")
+        encoded = gpt_image or body.get("response_format") == "b64_json"
+        width, height = parse_size(body.get("size"))
+        image = png(self.name, width, height)
+        n = body["n"] if isinstance(body.get("n"), int) else 1
+        items: list[dict[str, Any]] = []
+        for _ in range(n):
+            item: dict[str, Any] = {}
+            if encoded:
+                item["b64_json"] = base64.b64encode(image).decode()
+            else:
+                ident = uuid.uuid4().hex
+                with self._lock:
+                    self._files[ident] = image
+                item["url"] = f"http://127.0.0.1:{self.port}/files/{ident}.png"
+            if not gpt_image and call.model != "dall-e-2":
+                item["revised_prompt"] = body["prompt"]
+            items.append(item)
+        out: dict[str, Any] = {"created": now(), "data": items}
+        if gpt_image:
+            out |= _gpt_image_fields(body, n, f"{width}x{height}")
+        return Plain(200, out, {"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+    def image_empty(self, call: Call) -> Plain:
+        return Plain(200, {"created": now(), "data": []})
+
+    def speech_audio(self, call: Call) -> tuple[bytes, str, dict[str, str]]:
+        fmt = (call.request.json or {}).get("response_format") or "mp3"
+        return tone(fmt), audio.MEDIA_TYPES[fmt], {"x-request-id": f"req_{uuid.uuid4().hex}"}
+
+    def too_long(self, call: Call) -> Plain:
+        param, limit = _MAX_LENGTH[call.kind]
+        message = (
+            f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, but got a string "
+            f"with length {limit + 1} instead."
+        )
+        return self._error(400, message, "invalid_request_error", param, "string_above_max_length")
+
+    def _speech_call(self, request: Received, body: dict[str, Any]) -> Call | Plain:
+        for name in ("model", "input", "voice"):
+            if not body.get(name):
+                return self._missing(name)
+        fmt = body.get("response_format") or "mp3"
+        if fmt not in audio.FORMATS:
+            supported = ", ".join(f"'{f}'" for f in audio.FORMATS)
+            message = f"Invalid value: '{fmt}'. Supported values are: {supported}."
+            return self._error(400, message, "invalid_request_error", "response_format", "invalid_value")
+        return Call(str(body["model"]), True, request, "speech")
+
     def inband_error(self, call: Call, message: str) -> bytes:
         return sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
     def malformed_event(self, call: Call) -> bytes:
         return b'data: {"id": "chatcmpl-broken", "object": "chat.completion.chunk", "choices": [{"delta": {\n\n'
+
+    def _missing(self, param: str) -> Plain:
+        return self._error(400, f"Missing required parameter: '{param}'.", "invalid_request_error", param, None)
 
     def _error(self, status: int, message: str, kind: str, param: str | None, code: str | None) -> Plain:
         body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
@@ -147,6 +244,24 @@ class OpenAIUpstream(Upstream):
                 "rejected_prediction_tokens": 0,
             },
         }
+
+
+def _gpt_image_fields(body: dict[str, Any], n: int, size: str) -> dict[str, Any]:
+    """The fields a GPT image model adds to an ImagesResponse."""
+    prompt = tokens(body.get("prompt", ""))
+    output = 1056 * n  # a medium-quality 1024x1024 image
+    return {
+        "background": body.get("background") if body.get("background") in ("transparent", "opaque") else "opaque",
+        "output_format": "png",
+        "quality": body.get("quality") if body.get("quality") in ("low", "medium", "high") else "medium",
+        "size": size,
+        "usage": {
+            "input_tokens": prompt,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": prompt},
+            "output_tokens": output,
+            "total_tokens": prompt + output,
+        },
+    }
 
 
 def _id() -> str:
