@@ -20,8 +20,9 @@ from typing import Any
 
 from router import audio, events
 from router.adapters.base import Adapter, LocalSpeech, SpeechRequest
-from router.errors import BadRequestError, ProviderError, SpeechNotGeneratedError, StreamInterruptedError
+from router.errors import BadRequestError, ProviderError, SpeechNotGeneratedError
 from router.resolver import Candidate, ProviderSpec
+from router.streaming import interrupted
 from router.transport import Proxies, RequestsTransport, StreamResponse
 
 __all__ = ["AudioStream", "speech_attempt", "speech_request"]
@@ -183,13 +184,7 @@ class AudioStream:
                     self._delivered += 1
                     yield chunk
         except ProviderError as exc:
-            events.stream_interrupted(
-                self._log, provider=self.provider, model=self.model, error_class=exc.error_class, chunks=self._delivered
-            )
-            message = f"the {self.provider} audio stream broke after {self._delivered} chunks: {exc}"
-            raise StreamInterruptedError(
-                message, provider=self.provider, model=self.model, cause=exc.error_class
-            ) from exc
+            raise interrupted(self._log, self.provider, self.model, exc, self._delivered, what="audio stream") from exc
         finally:
             self.close()
 

@@ -31,7 +31,16 @@ from router.errors import (
 from router.transport import HttpRequest, Proxies, RequestsTransport, StreamResponse
 from router.types import ChatCompletionChunk
 
-__all__ = ["Stream", "open_committed"]
+__all__ = ["Stream", "interrupted", "open_committed"]
+
+
+def interrupted(
+    log: events.Logger, provider: str, model: str, cause: ProviderError, delivered: int, *, what: str = "stream"
+) -> StreamInterruptedError:
+    """Log ``stream_interrupted`` and build the caller's error for a committed stream that broke."""
+    events.stream_interrupted(log, provider=provider, model=model, error_class=cause.error_class, chunks=delivered)
+    message = f"the {provider} {what} broke after {delivered} chunks: {cause}"
+    return StreamInterruptedError(message, provider=provider, model=model, cause=cause.error_class)
 
 
 def open_committed(
@@ -108,13 +117,7 @@ class Stream:
             if not self._decoder.done:
                 yield from self._live()
         except ProviderError as exc:
-            events.stream_interrupted(
-                self._log, provider=self.provider, model=self.model, error_class=exc.error_class, chunks=self._delivered
-            )
-            message = f"the {self.provider} stream broke after {self._delivered} chunks: {exc}"
-            raise StreamInterruptedError(
-                message, provider=self.provider, model=self.model, cause=exc.error_class
-            ) from exc
+            raise interrupted(self._log, self.provider, self.model, exc, self._delivered) from exc
         finally:
             self.close()
 

@@ -99,6 +99,21 @@ def adapter_policy(
     return policy(providers, retry=FAST_RETRY)
 
 
+def mixed_policy(namespace: str, *providers: tuple[str, Any, str, str]) -> dict[str, Any]:
+    """Keyless providers of ``namespace`` given as (name, stand-in, adapter, model), priorities falling in order."""
+    specs = {
+        name: {
+            "adapter": adapter,
+            "base_url": up.base_url,
+            "auth": "none",
+            "priority": len(providers) - i,
+            "models": {namespace: [model]},
+        }
+        for i, (name, up, adapter, model) in enumerate(providers)
+    }
+    return policy(specs, retry=FAST_RETRY)
+
+
 def http_policy(*ups: Any, models: tuple[str, ...] = ("m",), **top: Any) -> dict[str, Any]:
     """A policy with one keyless openai-adapter provider per upstream, priorities falling in the given order."""
     return adapter_policy("openai", *ups, models=models) | top

@@ -31,7 +31,7 @@ from router.errors import (
 from router.policy import BUILTIN_ADAPTERS
 from router.transport import HttpResponse, RequestsTransport
 
-from .conftest import FAST_RETRY, policy
+from .conftest import mixed_policy, policy
 from .upstreams import ContentFilter, ContextLength, ElevenLabsUpstream, InBandError, OpenAIUpstream, Reply, Status
 
 KEY = "xi-test-key-0123456789abcdef"
@@ -271,17 +271,7 @@ class TestRegistry:
 
 def speech_policy(*providers: tuple[str, Any, str, str]) -> dict[str, Any]:
     """Keyless speech providers (name, stand-in, adapter, model), priorities falling in the given order."""
-    specs = {
-        name: {
-            "adapter": kind,
-            "base_url": up.base_url,
-            "auth": "none",
-            "priority": len(providers) - i,
-            "models": {"speech": [model]},
-        }
-        for i, (name, up, kind, model) in enumerate(providers)
-    }
-    return policy(specs, retry=FAST_RETRY, routes={"speech": {"tiers": ["exact", "fuzzy", "any"]}})
+    return mixed_policy("speech", *providers)
 
 
 class TestClient:

@@ -30,7 +30,7 @@ from router.errors import (
 from router.policy import BUILTIN_ADAPTERS
 from router.transport import HttpRequest, RequestsTransport
 
-from .conftest import FAST_RETRY, policy
+from .conftest import mixed_policy, policy
 from .upstreams import (
     ContentFilter,
     Empty,
@@ -332,18 +332,8 @@ class TestRegistry:
 
 
 def image_policy(*providers: tuple[str, Any, str, str]) -> dict[str, Any]:
-    """Keyless image providers (name, stand-in, adapter, model), priorities falling in the given order."""
-    specs = {
-        name: {
-            "adapter": kind,
-            "base_url": up.base_url,
-            "auth": "none",
-            "priority": len(providers) - i,
-            "models": {"images": [model]},
-        }
-        for i, (name, up, kind, model) in enumerate(providers)
-    }
-    return policy(specs, retry=FAST_RETRY, routes={"images": {"tiers": ["exact", "fuzzy", "any"]}})
+    """Keyless images providers (name, stand-in, adapter, model), priorities falling in the given order."""
+    return mixed_policy("images", *providers)
 
 
 class TestClient:
