@@ -5,20 +5,21 @@ classes (honouring ``Retry-After`` up to ``retry_after_max_s``; a longer wait fa
 does a refused connection); a plain ``for`` walks the queue on ``failover.on`` classes. Any other error goes
 to the caller as it is. Every failed attempt is one ``attempt_failed`` event saying what happens next.
 
-The executor knows nothing of HTTP or of namespaces: ``attempt(candidate, spec, timeout_s)`` does the work
-and raises :class:`~router.errors.ProviderError` on failure. A fresh ``Retrying`` is built per candidate from
-the frozen :class:`~router.resolver.RetryPlan`.
+The executor knows nothing of HTTP or of namespaces: ``attempt(candidate, spec, remaining_s)`` does the work
+and raises :class:`~router.errors.ProviderError` on failure. :func:`execute_async` walks the same way for
+coroutine attempts (the AsyncClient and the gateway), sharing every decision with :func:`execute`. A fresh
+``Retrying`` is built per candidate from the frozen :class:`~router.resolver.RetryPlan`.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from tenacity import RetryCallState, Retrying
+from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from router import events
 from router.errors import (
@@ -30,10 +31,11 @@ from router.errors import (
 )
 from router.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
 
-__all__ = ["Deadline", "Outcome", "execute"]
+__all__ = ["Deadline", "Outcome", "execute", "execute_async"]
 
 T = TypeVar("T")
 AttemptFn = Callable[[Candidate, ProviderSpec, float], T]
+AsyncAttemptFn = Callable[[Candidate, ProviderSpec, float], Awaitable[T]]
 
 
 class Deadline:
@@ -79,36 +81,82 @@ def execute(
     content filter), :class:`DeadlineExceededError` when the budget ran out, and otherwise
     :class:`AllProvidersFailedError` listing every attempt.
     """
-    attempts: list[Attempt] = []
-    for position, candidate in enumerate(route.queue):
-        if deadline.remaining() <= 0:
-            break
-        spec = resolver.provider(candidate.provider)
-        runner = _Runner(
-            candidate=candidate,
-            spec=spec,
-            attempt=attempt,
-            plan=resolver.retry,
-            deadline=deadline,
-            attempts=attempts,
-            log=log,
-        )
+    walk = _Walk(resolver, route, log, deadline)
+    for position, runner in walk.runners(attempt):
         try:
             value = runner.retrying()(runner.once)
         except ProviderError as exc:
-            action = "failover" if exc.error_class in resolver.failover_on else "raise"
-            _log_attempt(log, attempts[-1], action)
-            if action == "raise":
-                raise
-            continue
+            if walk.fails_over(exc):
+                continue
+            raise
+        return walk.outcome(runner, value, position)
+    raise walk.gave_up()
+
+
+async def execute_async(
+    resolver: Resolver,
+    route: Route,
+    attempt: AsyncAttemptFn[T],
+    *,
+    log: events.Logger,
+    deadline: Deadline,
+) -> Outcome[T]:
+    """:func:`execute` for coroutine attempts: the same walk, decisions and events, with tenacity's AsyncRetrying."""
+    walk = _Walk(resolver, route, log, deadline)
+    for position, runner in walk.runners(attempt):
+        try:
+            value: T = await runner.async_retrying()(runner.once_async)
+        except ProviderError as exc:
+            if walk.fails_over(exc):
+                continue
+            raise
+        return walk.outcome(runner, value, position)
+    raise walk.gave_up()
+
+
+class _Walk:
+    """The queue walk shared by both executors: which candidate next, and what a failure means."""
+
+    def __init__(self, resolver: Resolver, route: Route, log: events.Logger, deadline: Deadline) -> None:
+        self.resolver, self.route, self.log, self.deadline = resolver, route, log, deadline
+        self.attempts: list[Attempt] = []
+
+    def runners(self, attempt: Any) -> Iterator[tuple[int, _Runner[Any]]]:
+        for position, candidate in enumerate(self.route.queue):
+            if self.deadline.remaining() <= 0:
+                return
+            yield (
+                position,
+                _Runner(
+                    candidate=candidate,
+                    spec=self.resolver.provider(candidate.provider),
+                    attempt=attempt,
+                    plan=self.resolver.retry,
+                    deadline=self.deadline,
+                    attempts=self.attempts,
+                    log=self.log,
+                ),
+            )
+
+    def fails_over(self, exc: ProviderError) -> bool:
+        """Log the candidate's last failure with what happens next; False means raise it to the caller."""
+        action = "failover" if exc.error_class in self.resolver.failover_on else "raise"
+        _log_attempt(self.log, self.attempts[-1], action)
+        return action == "failover"
+
+    def outcome(self, runner: _Runner[Any], value: T, position: int) -> Outcome[T]:
+        candidate = runner.candidate
         ok = Attempt(candidate.provider, candidate.model, candidate.tier, runner.count, "", None, runner.elapsed_ms, "")
-        return Outcome(value, candidate, position, (*attempts, ok))
-    namespace = route.namespace
-    events.request_failed(log, attempts=len(attempts), error_classes=[a.error_class for a in attempts])
-    if deadline.remaining() <= 0:
-        reason = f"The {namespace} request ran out of its {deadline.budget_s:g} s deadline"
-        raise DeadlineExceededError(namespace, attempts, reason=reason)
-    raise AllProvidersFailedError(namespace, attempts)
+        return Outcome(value, candidate, position, (*self.attempts, ok))
+
+    def gave_up(self) -> AllProvidersFailedError:
+        """The error for a walk that ran out of candidates or of time (after logging request_failed)."""
+        attempts, namespace = self.attempts, self.route.namespace
+        events.request_failed(self.log, attempts=len(attempts), error_classes=[a.error_class for a in attempts])
+        if self.deadline.remaining() <= 0:
+            reason = f"The {namespace} request ran out of its {self.deadline.budget_s:g} s deadline"
+            return DeadlineExceededError(namespace, attempts, reason=reason)
+        return AllProvidersFailedError(namespace, attempts)
 
 
 class _Runner(Generic[T]):
@@ -119,7 +167,7 @@ class _Runner(Generic[T]):
         *,
         candidate: Candidate,
         spec: ProviderSpec,
-        attempt: AttemptFn[T],
+        attempt: Any,
         plan: RetryPlan,
         deadline: Deadline,
         attempts: list[Attempt],
@@ -132,36 +180,60 @@ class _Runner(Generic[T]):
         self._next_wait = 0.0
 
     def retrying(self) -> Retrying:
-        return Retrying(
-            retry=self._should_retry,
-            stop=self._should_stop,
-            wait=self._wait,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
+        return Retrying(**self._strategy())
+
+    def async_retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(**self._strategy())
+
+    def _strategy(self) -> dict[str, Any]:
+        return {
+            "retry": self._should_retry,
+            "stop": self._should_stop,
+            "wait": self._wait,
+            "before_sleep": self._before_sleep,
+            "reraise": True,
+        }
 
     def once(self) -> T:
-        self.count += 1
-        started = time.monotonic()
+        started = self._begin()
         try:
-            return self.attempt(self.candidate, self.spec, self.deadline.remaining())
+            return self.attempt(self.candidate, self.spec, self.deadline.remaining())  # type: ignore[no-any-return]
         except ProviderError as exc:
-            exc.provider, exc.model = self.candidate.provider, self.candidate.model
-            self.attempts.append(
-                Attempt(
-                    self.candidate.provider,
-                    self.candidate.model,
-                    self.candidate.tier,
-                    self.count,
-                    exc.error_class,
-                    exc.status,
-                    (time.monotonic() - started) * 1000,
-                    exc.message,
-                )
-            )
+            self._failed(exc, started)
             raise
         finally:
             self.elapsed_ms = (time.monotonic() - started) * 1000
+
+    async def once_async(self) -> T:
+        started = self._begin()
+        try:
+            return await self.attempt(self.candidate, self.spec, self.deadline.remaining())  # type: ignore[no-any-return]
+        except ProviderError as exc:
+            self._failed(exc, started)
+            raise
+        finally:
+            self.elapsed_ms = (time.monotonic() - started) * 1000
+
+    def _begin(self) -> float:
+        self.count += 1
+        return time.monotonic()
+
+    def _failed(self, exc: ProviderError, started: float) -> None:
+        exc.provider, exc.model = self.candidate.provider, self.candidate.model
+        elapsed_ms = (time.monotonic() - started) * 1000
+        candidate = self.candidate
+        self.attempts.append(
+            Attempt(
+                candidate.provider,
+                candidate.model,
+                candidate.tier,
+                self.count,
+                exc.error_class,
+                exc.status,
+                elapsed_ms,
+                exc.message,
+            )
+        )
 
     def _should_retry(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None

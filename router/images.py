@@ -17,19 +17,20 @@ import base64
 import mimetypes
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from router.adapters.base import Adapter, GeneratedImage, ImageRequest
 from router.errors import EmptyResponseError
 from router.resolver import Candidate, ProviderSpec
-from router.transport import HttpRequest, Proxies, RequestsTransport
+from router.transport import AsyncTransport, HttpRequest, HttpResponse, Proxies, RequestsTransport
 from router.types import Image, ImagesResponse
 
-__all__ = ["image_attempt", "image_request"]
+__all__ = ["image_attempt", "image_attempt_async", "image_request"]
 
 Handles = Callable[[str], tuple[Adapter, RequestsTransport]]
+AsyncHandles = Callable[[str], tuple[Adapter, AsyncTransport]]
 ResponseFormat = Literal["url", "b64_json"]
 
 
@@ -56,40 +57,91 @@ def image_attempt(
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> ImagesResponse:
         adapter, transport = handles(candidate.provider)
         timeout = min(timeout_s or spec.timeout_s, remaining_s)
-        images: list[GeneratedImage] = []
-        for http in adapter.image_requests(candidate.model, request):
-            response = transport.send(http, timeout=timeout, proxies=proxies)
-            if response.status >= 400:
-                raise adapter.parse_error(response.status, response.body, response.headers)
-            images.extend(adapter.parse_images(response.body, response.headers, candidate.model))
-        if not images:
-            raise EmptyResponseError("the provider returned no image")
-        fetch = _fetcher(adapter, transport, timeout, proxies)
-        data = [_deliver(image, response_format, fetch, output_dir) for image in images[: request.n]]
-        return ImagesResponse(created=int(time.time()), data=data, model=candidate.model, provider=candidate.provider)
+        images = [
+            image
+            for http in adapter.image_requests(candidate.model, request)
+            for image in _images(adapter, candidate, transport.send(http, timeout=timeout, proxies=proxies))
+        ]
+        wanted = _wanted(images, request)
+        fetched = {
+            url: _fetched(adapter, transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies))
+            for url in _to_fetch(wanted, response_format)
+        }
+        return _response(wanted, response_format, fetched, output_dir, candidate)
 
     return attempt
 
 
-def _fetcher(
-    adapter: Adapter, transport: RequestsTransport, timeout: float, proxies: Proxies | None
-) -> Callable[[str], bytes]:
-    def fetch(url: str) -> bytes:
-        response = transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies)
-        if response.status >= 400:
-            raise adapter.parse_error(response.status, response.body, response.headers)
-        if not response.body:
-            raise EmptyResponseError("the image URL returned no bytes")
-        return response.body
+def image_attempt_async(
+    request: ImageRequest,
+    response_format: ResponseFormat,
+    handles: AsyncHandles,
+    *,
+    output_dir: Path | None,
+    timeout_s: float | None,
+    proxies: Proxies | None,
+) -> Callable[[Candidate, ProviderSpec, float], Awaitable[ImagesResponse]]:
+    """:func:`image_attempt` over an async transport."""
 
-    return fetch
+    async def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> ImagesResponse:
+        adapter, transport = handles(candidate.provider)
+        timeout = min(timeout_s or spec.timeout_s, remaining_s)
+        images = []
+        for http in adapter.image_requests(candidate.model, request):
+            images.extend(_images(adapter, candidate, await transport.send(http, timeout=timeout, proxies=proxies)))
+        wanted = _wanted(images, request)
+        fetched = {}
+        for url in _to_fetch(wanted, response_format):
+            response = await transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies)
+            fetched[url] = _fetched(adapter, response)
+        return _response(wanted, response_format, fetched, output_dir, candidate)
+
+    return attempt
+
+
+def _images(adapter: Adapter, candidate: Candidate, response: HttpResponse) -> list[GeneratedImage]:
+    if response.status >= 400:
+        raise adapter.parse_error(response.status, response.body, response.headers)
+    return adapter.parse_images(response.body, response.headers, candidate.model)
+
+
+def _wanted(images: list[GeneratedImage], request: ImageRequest) -> list[GeneratedImage]:
+    if not images:
+        raise EmptyResponseError("the provider returned no image")
+    return images[: request.n]
+
+
+def _to_fetch(images: list[GeneratedImage], response_format: ResponseFormat) -> list[str]:
+    """URLs that must be downloaded: images asked for as b64_json that came back as URLs only."""
+    if response_format != "b64_json":
+        return []
+    return [image.url for image in images if image.data is None and image.url]
+
+
+def _fetched(adapter: Adapter, response: HttpResponse) -> bytes:
+    if response.status >= 400:
+        raise adapter.parse_error(response.status, response.body, response.headers)
+    if not response.body:
+        raise EmptyResponseError("the image URL returned no bytes")
+    return response.body
+
+
+def _response(
+    images: list[GeneratedImage],
+    response_format: ResponseFormat,
+    fetched: Mapping[str, bytes],
+    output_dir: Path | None,
+    candidate: Candidate,
+) -> ImagesResponse:
+    data = [_deliver(image, response_format, fetched, output_dir) for image in images]
+    return ImagesResponse(created=int(time.time()), data=data, model=candidate.model, provider=candidate.provider)
 
 
 def _deliver(
-    image: GeneratedImage, response_format: ResponseFormat, fetch: Callable[[str], bytes], output_dir: Path | None
+    image: GeneratedImage, response_format: ResponseFormat, fetched: Mapping[str, bytes], output_dir: Path | None
 ) -> Image:
     if response_format == "b64_json":
-        data = image.data if image.data is not None else fetch(image.url or "")
+        data = image.data if image.data is not None else fetched[image.url or ""]
         return Image(b64_json=base64.b64encode(data).decode(), revised_prompt=image.revised_prompt)
     if image.url:
         return Image(url=image.url, revised_prompt=image.revised_prompt)

@@ -13,8 +13,9 @@ the provider produces natively is streamed as it arrives; converted audio is pro
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -23,11 +24,19 @@ from router.adapters.base import Adapter, LocalSpeech, SpeechRequest
 from router.errors import BadRequestError, ProviderError, SpeechNotGeneratedError
 from router.resolver import Candidate, ProviderSpec
 from router.streaming import interrupted
-from router.transport import Proxies, RequestsTransport, StreamResponse
+from router.transport import (
+    AsyncStreamResponse,
+    AsyncTransport,
+    HttpResponse,
+    Proxies,
+    RequestsTransport,
+    StreamResponse,
+)
 
-__all__ = ["AudioStream", "speech_attempt", "speech_request"]
+__all__ = ["AsyncAudioStream", "AudioStream", "speech_attempt", "speech_attempt_async", "speech_request"]
 
 Handles = Callable[[str], tuple[Adapter, RequestsTransport]]
+AsyncHandles = Callable[[str], tuple[Adapter, AsyncTransport]]
 
 
 def speech_request(
@@ -70,15 +79,58 @@ def speech_attempt(
         adapter, transport = handles(candidate.provider)
         wanted = dataclasses.replace(request, voice=_voice(request.voice, spec))
         timeout = min(timeout_s or spec.timeout_s, remaining_s)
-        native = wanted.response_format in adapter.speech_formats and not isinstance(adapter, LocalSpeech)
-        if stream and native:
-            return _open_stream(
-                adapter, transport, candidate, wanted, chunk_size=chunk_size, timeout=timeout, proxies=proxies, log=log
-            )
-        data = _whole(adapter, transport, candidate, wanted, native=native, timeout=timeout, proxies=proxies)
-        if stream:
-            return AudioStream.of_bytes(data, chunk_size, candidate, log)
-        return data
+        if isinstance(adapter, LocalSpeech):
+            data = _encode(adapter.synthesize(candidate.model, wanted), adapter.pcm_rate, wanted, candidate)
+        else:
+            native, ask = _ask(adapter, candidate, wanted)
+            if stream and native:
+                http = adapter.speech_request(candidate.model, ask, stream=True)
+                response = transport.open_stream(
+                    http, connect_timeout=min(timeout, 10.0), read_timeout=timeout, proxies=proxies
+                )
+                return AudioStream.open(adapter, response, chunk_size, candidate, log)
+            http = adapter.speech_request(candidate.model, ask, stream=False)
+            data = _audio(adapter, candidate, wanted, native, transport.send(http, timeout=timeout, proxies=proxies))
+        return AudioStream.of_bytes(data, chunk_size, candidate, log) if stream else data
+
+    return attempt
+
+
+def speech_attempt_async(
+    request: SpeechRequest,
+    handles: AsyncHandles,
+    *,
+    stream: bool,
+    chunk_size: int,
+    timeout_s: float | None,
+    proxies: Proxies | None,
+    log: events.Logger,
+) -> Callable[[Candidate, ProviderSpec, float], Awaitable[bytes | AsyncAudioStream]]:
+    """:func:`speech_attempt` over an async transport; in-process engines run in a worker thread."""
+
+    async def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> bytes | AsyncAudioStream:
+        adapter, transport = handles(candidate.provider)
+        wanted = dataclasses.replace(request, voice=_voice(request.voice, spec))
+        timeout = min(timeout_s or spec.timeout_s, remaining_s)
+        if isinstance(adapter, LocalSpeech):
+            local = adapter
+
+            def synthesize() -> bytes:
+                return _encode(local.synthesize(candidate.model, wanted), local.pcm_rate, wanted, candidate)
+
+            data = await asyncio.to_thread(synthesize)
+        else:
+            native, ask = _ask(adapter, candidate, wanted)
+            if stream and native:
+                http = adapter.speech_request(candidate.model, ask, stream=True)
+                response = await transport.open_stream(
+                    http, connect_timeout=min(timeout, 10.0), read_timeout=timeout, proxies=proxies
+                )
+                return await AsyncAudioStream.open(adapter, response, chunk_size, candidate, log)
+            http = adapter.speech_request(candidate.model, ask, stream=False)
+            whole = await transport.send(http, timeout=timeout, proxies=proxies)
+            data = _audio(adapter, candidate, wanted, native, whole)
+        return AsyncAudioStream.of_bytes(data, chunk_size, candidate, log) if stream else data
 
     return attempt
 
@@ -89,32 +141,29 @@ def _voice(requested: str | None, spec: ProviderSpec) -> str | None:
     return spec.voices[0] if spec.voices else None
 
 
-def _whole(
-    adapter: Adapter,
-    transport: RequestsTransport,
-    candidate: Candidate,
-    request: SpeechRequest,
-    *,
-    native: bool,
-    timeout: float,
-    proxies: Proxies | None,
+def _ask(adapter: Adapter, candidate: Candidate, request: SpeechRequest) -> tuple[bool, SpeechRequest]:
+    """(whether the provider makes the format itself, the request to send it: the format, or PCM to convert)."""
+    if request.response_format in adapter.speech_formats:
+        return True, request
+    if "pcm" not in adapter.speech_formats:
+        raise BadRequestError(f"{candidate.provider} cannot produce {request.response_format} audio")
+    return False, dataclasses.replace(request, response_format="pcm")
+
+
+def _audio(
+    adapter: Adapter, candidate: Candidate, request: SpeechRequest, native: bool, response: HttpResponse
 ) -> bytes:
-    if isinstance(adapter, LocalSpeech):
-        pcm, rate = adapter.synthesize(candidate.model, request), adapter.pcm_rate
-    else:
-        if not native and "pcm" not in adapter.speech_formats:
-            raise BadRequestError(f"{candidate.provider} cannot produce {request.response_format} audio")
-        ask = request if native else dataclasses.replace(request, response_format="pcm")
-        response = transport.send(
-            adapter.speech_request(candidate.model, ask, stream=False), timeout=timeout, proxies=proxies
-        )
-        if response.status >= 400:
-            raise adapter.parse_error(response.status, response.body, response.headers)
-        if native:
-            if not response.body:
-                raise SpeechNotGeneratedError("the provider returned no audio")
-            return response.body
-        pcm, rate = response.body, adapter.pcm_rate
+    """A whole speech response -> the audio in the requested format, or its ProviderError."""
+    if response.status >= 400:
+        raise adapter.parse_error(response.status, response.body, response.headers)
+    if native:
+        if not response.body:
+            raise SpeechNotGeneratedError("the provider returned no audio")
+        return response.body
+    return _encode(response.body, adapter.pcm_rate, request, candidate)
+
+
+def _encode(pcm: bytes, rate: int, request: SpeechRequest, candidate: Candidate) -> bytes:
     if not pcm:
         raise SpeechNotGeneratedError("the provider returned no audio")
     try:
@@ -123,30 +172,10 @@ def _whole(
         raise BadRequestError(f"{candidate.provider}: {exc}") from None
 
 
-def _open_stream(
-    adapter: Adapter,
-    transport: RequestsTransport,
-    candidate: Candidate,
-    request: SpeechRequest,
-    *,
-    chunk_size: int,
-    timeout: float,
-    proxies: Proxies | None,
-    log: events.Logger,
-) -> AudioStream:
-    http = adapter.speech_request(candidate.model, request, stream=True)
-    response = transport.open_stream(http, connect_timeout=min(timeout, 10.0), read_timeout=timeout, proxies=proxies)
-    try:
-        if response.status >= 400:
-            raise adapter.parse_error(response.status, response.read(), response.headers)
-        reads = response.chunks(chunk_size)
-        first = next((chunk for chunk in reads if chunk), b"")
-        if not first:
-            raise SpeechNotGeneratedError("the provider returned no audio")
-        return AudioStream(first, reads, candidate, log, response)
-    except BaseException:
-        response.close()
-        raise
+def _first_or_raise(first: bytes) -> bytes:
+    if not first:
+        raise SpeechNotGeneratedError("the provider returned no audio")
+    return first
 
 
 class AudioStream:
@@ -166,6 +195,21 @@ class AudioStream:
         self._log = log
         self._response = response
         self._delivered = 0
+
+    @classmethod
+    def open(
+        cls, adapter: Adapter, response: StreamResponse, chunk_size: int, candidate: Candidate, log: events.Logger
+    ) -> AudioStream:
+        """Read a streaming response up to its first audio bytes (the commit), or raise its ProviderError."""
+        try:
+            if response.status >= 400:
+                raise adapter.parse_error(response.status, response.read(), response.headers)
+            reads = response.chunks(chunk_size)
+            first = _first_or_raise(next((chunk for chunk in reads if chunk), b""))
+            return cls(first, reads, candidate, log, response)
+        except BaseException:
+            response.close()
+            raise
 
     @classmethod
     def of_bytes(cls, data: bytes, chunk_size: int, candidate: Candidate, log: events.Logger) -> AudioStream:
@@ -201,3 +245,81 @@ class AudioStream:
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
+
+
+class AsyncAudioStream:
+    """:class:`AudioStream` for ``async for``; ``await close()`` (or ``async with``) stops early."""
+
+    def __init__(
+        self,
+        first: bytes,
+        rest: AsyncIterator[bytes],
+        candidate: Candidate,
+        log: events.Logger,
+        response: AsyncStreamResponse | None = None,
+    ) -> None:
+        self.provider, self.model = candidate.provider, candidate.model
+        self._first: bytes | None = first
+        self._rest = rest
+        self._log = log
+        self._response = response
+        self._delivered = 0
+
+    @classmethod
+    async def open(
+        cls, adapter: Adapter, response: AsyncStreamResponse, chunk_size: int, candidate: Candidate, log: events.Logger
+    ) -> AsyncAudioStream:
+        """Read a streaming response up to its first audio bytes (the commit), or raise its ProviderError."""
+        try:
+            if response.status >= 400:
+                raise adapter.parse_error(response.status, await response.read(), response.headers)
+            reads = response.chunks(chunk_size)
+            first = b""
+            async for chunk in reads:
+                if chunk:
+                    first = chunk
+                    break
+            return cls(_first_or_raise(first), reads, candidate, log, response)
+        except BaseException:
+            await response.close()
+            raise
+
+    @classmethod
+    def of_bytes(cls, data: bytes, chunk_size: int, candidate: Candidate, log: events.Logger) -> AsyncAudioStream:
+        """A stream over audio that already exists whole."""
+        pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+
+        async def rest() -> AsyncIterator[bytes]:
+            for piece in pieces[1:]:
+                yield piece
+
+        return cls(pieces[0], rest(), candidate, log)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                self._delivered += 1
+                yield first
+            async for chunk in self._rest:
+                if chunk:
+                    self._delivered += 1
+                    yield chunk
+        except ProviderError as exc:
+            raise interrupted(self._log, self.provider, self.model, exc, self._delivered, what="audio stream") from exc
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Release the upstream connection."""
+        if self._response is not None:
+            response, self._response = self._response, None
+            await response.close()
+
+    async def __aenter__(self) -> AsyncAudioStream:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -85,6 +85,47 @@ class StreamResponse:
     def close(self) -> None:
         """Release the connection (closing it when the body was not read to the end)."""
         self._response.close()
+
+
+class AsyncStreamResponse(Protocol):
+    """An open streaming response of an async transport (the async twin of :class:`StreamResponse`)."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The whole remaining body (for an error response)."""
+        ...
+
+    def chunks(self, size: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes as they arrive, with the same error translation as the sync transport."""
+        ...
+
+    def set_read_timeout(self, seconds: float) -> None:
+        """Change how long one read may wait."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class AsyncTransport(Protocol):
+    """HTTP for one provider from coroutines; the async twin of :class:`RequestsTransport`."""
+
+    async def send(self, request: HttpRequest, *, timeout: float, proxies: Proxies | None = None) -> HttpResponse:
+        """Send and read the whole response."""
+        ...
+
+    async def open_stream(
+        self, request: HttpRequest, *, connect_timeout: float, read_timeout: float, proxies: Proxies | None = None
+    ) -> AsyncStreamResponse:
+        """Send and return once the headers have arrived."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        ...
 
 
 class RequestsTransport:
