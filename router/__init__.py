@@ -5,6 +5,8 @@ Data flow: ``routes.yaml -> load_policy() -> Policy -> compile_policy() -> Resol
 transport -> adapter -> ChatCompletion``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from router.client import Client
 from router.compiler import compile_policy
 from router.errors import (
@@ -37,6 +39,7 @@ from router.types import ChatCompletion, ChatCompletionChunk, Image, ImagesRespo
 
 __all__ = [
     "AllProvidersFailedError",
+    "AsyncClient",
     "AudioStream",
     "AuthenticationError",
     "BadRequestError",
@@ -72,3 +75,15 @@ __all__ = [
     "load_policy",
 ]
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from router.async_client import AsyncClient
+
+
+def __getattr__(name: str) -> Any:
+    """``router.AsyncClient`` is imported on first use: it loads aiohttp, which sync users never need."""
+    if name == "AsyncClient":
+        from router.async_client import AsyncClient  # noqa: PLC0415 - deliberately lazy, see above
+
+        return AsyncClient
+    raise AttributeError(f"module 'router' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from router import events
 from router.adapters import Adapter, adapter_class
@@ -26,12 +26,12 @@ from router.namespaces import Audio, Chat, Images, Models, ProviderChoice
 from router.policy import NAMESPACES, Policy
 from router.resolver import Availability, ProviderSpec, Resolver, Route
 from router.settings import default_policy_source, key_value, output_dir, present_keys
-from router.transport import Proxies, RequestsTransport
+from router.transport import HttpResponse, Proxies, RequestsTransport
 
-__all__ = ["Client"]
+__all__ = ["Client", "ClientBase", "load_resolver"]
 
 PolicySource = str | os.PathLike[str] | Mapping[str, Any] | Policy | Resolver | None
-T = TypeVar("T")
+TransportT = TypeVar("TransportT")
 
 
 def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
@@ -43,19 +43,10 @@ def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
     return policy, compile_policy(policy)
 
 
-class Client:
-    """Chat, images and speech across the providers of a routing policy.
-
-    ``policy``: a path, a mapping, a :class:`~router.Policy` or a compiled :class:`~router.Resolver`; by
-    default ``$ROUTER_POLICY``, then ``./routes.yaml``, then the policy shipped with the package.
-    ``provider`` (a name, or an adapter class the policy uses for exactly one provider) goes first on every
-    chat call; ``image_provider`` and ``tts_provider`` do the same for images and speech. ``api_key`` unlocks
-    every ``auth: required`` provider that has no key of its own. ``exclude`` (and ``exclude_images``,
-    ``exclude_tts``) add to the policy's exclusions. ``proxies`` go to every provider's session.
-    ``print_provider_info`` prints ``provider:model`` as each request succeeds. ``output_dir`` (a keyword, or
-    ``$ROUTER_OUTPUT_DIR``) is where speech files, and images delivered as files, are written. Other keyword
-    arguments are defaults for every chat call (``Client(temperature=0)``).
-    """
+class ClientBase(Generic[TransportT]):
+    """What :class:`Client` and :class:`~router.async_client.AsyncClient` share: the compiled policy, keys,
+    preferred providers, exclusions, one adapter and transport per provider, and the events around a request.
+    The constructor's parameters are documented on :class:`Client`."""
 
     def __init__(  # noqa: PLR0917 - DESIGN section 6 fixes this positional signature
         self,
@@ -91,29 +82,9 @@ class Client:
         self.output_dir = output_dir(kwargs.pop("output_dir", None))
         """Where speech files and file-delivered images go (``Client(output_dir=...)``, ``$ROUTER_OUTPUT_DIR``)."""
         self.defaults: dict[str, Any] = kwargs
-        self._handles: dict[str, tuple[Adapter, RequestsTransport]] = {}
+        self._handles: dict[str, tuple[Adapter, TransportT]] = {}
         self._lock = threading.Lock()
         self._discovered: set[str] = set()
-
-    @cached_property
-    def chat(self) -> Chat:
-        """``client.chat.completions``."""
-        return Chat(self)
-
-    @cached_property
-    def images(self) -> Images:
-        """``client.images.generate(...)`` (and its alias ``create``)."""
-        return Images(self)
-
-    @cached_property
-    def audio(self) -> Audio:
-        """``client.audio.speech.create(...)``."""
-        return Audio(self)
-
-    @cached_property
-    def models(self) -> Models:
-        """``client.models.list()``."""
-        return Models(self)
 
     @property
     def resolver(self) -> Resolver:
@@ -126,22 +97,9 @@ class Client:
             namespace, keys=self._keys, exclude=self._exclude[namespace], api_key=self._api_key is not None
         )
 
-    def close(self) -> None:
-        """Close every provider's connections."""
-        with self._lock:
-            handles, self._handles = self._handles, {}
-        for _, transport in handles.values():
-            transport.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- providers ---------------------------------------------------------------------------------
 
-    def handle(self, name: str) -> tuple[Adapter, RequestsTransport]:
+    def handle(self, name: str) -> tuple[Adapter, TransportT]:
         """The (adapter, transport) of provider ``name``, created on first use and then reused."""
         found = self._handles.get(name)
         if found is None:
@@ -150,8 +108,11 @@ class Client:
                 if found is None:
                     spec = self._resolver.provider(name)
                     adapter = adapter_class(spec.adapter)(spec, self._key_for(spec))
-                    found = self._handles[name] = (adapter, RequestsTransport(adapter.base_url, self._proxies))
+                    found = self._handles[name] = (adapter, self._transport(adapter.base_url, self._proxies))
         return found
+
+    def _transport(self, base_url: str, proxies: Proxies | None) -> TransportT:
+        raise NotImplementedError
 
     def _key_for(self, spec: ProviderSpec) -> str | None:
         if spec.auth == "none":
@@ -173,28 +134,17 @@ class Client:
 
     # -- running a request -------------------------------------------------------------------------
 
-    def run(
-        self,
-        namespace: str,
-        model: str,
-        attempt: Any,
-        *,
-        provider: ProviderChoice,
-        log: events.Logger,
-        stream: bool = False,
-    ) -> Outcome[Any]:
-        """Resolve, log the route, execute with ``attempt``, and record who answered."""
-        started = time.monotonic()
-        self.discover(namespace)
+    def begin(self, namespace: str, model: str, provider: ProviderChoice, log: events.Logger) -> Route:
+        """Resolve one request and log ``route_resolved``."""
         route = self._route(namespace, model, provider)
+        first = route.first
         events.route_resolved(
-            log,
-            provider=route.first.provider,
-            model=route.first.model,
-            match=route.match,
-            queue_length=len(route.queue),
+            log, provider=first.provider, model=first.model, match=route.match, queue_length=len(route.queue)
         )
-        outcome = execute(self._resolver, route, attempt, log=log, deadline=Deadline(self._resolver.deadline_s))
+        return route
+
+    def succeeded(self, log: events.Logger, outcome: Outcome[Any], started: float, *, stream: bool) -> None:
+        """Log ``request_succeeded`` and, when asked, print ``provider:model`` (`` (Fallback)`` if not first)."""
         candidate = outcome.candidate
         events.request_succeeded(
             log,
@@ -207,7 +157,6 @@ class Client:
         )
         if self.print_provider_info:
             print(f"{candidate.provider}:{candidate.model}{' (Fallback)' if outcome.position else ''}")
-        return outcome
 
     def _route(self, namespace: str, model: str, provider: ProviderChoice) -> Route:
         preferred = self._provider_name(provider) if provider is not None else self._preferred[namespace]
@@ -220,43 +169,31 @@ class Client:
             api_key=self._api_key is not None,
         )
 
-    def discover(self, namespace: str) -> None:
-        """Ask ``models: discover`` providers of ``namespace`` for their models, once, and recompile."""
+    def to_discover(self, namespace: str) -> list[str]:
+        """Providers of ``namespace`` to ask for their models: each namespace is claimed once per client."""
         if namespace in self._discovered or self._policy is None:
-            return
+            return []
         with self._lock:
             if namespace in self._discovered:
-                return
+                return []
             self._discovered.add(namespace)
         view = self.availability(namespace)
-        found = {}
-        for index in sorted(view.ok):
-            spec = self._resolver.providers[index]
-            if namespace in spec.discover and (models := self.list_provider_models(spec.name)):
-                found[spec.name] = models
-        if found:
-            providers = {
-                name: spec.model_copy(update={"models": spec.models.model_copy(update={namespace: tuple(found[name])})})
-                if name in found
-                else spec
-                for name, spec in self._policy.providers.items()
-            }
-            self._policy = self._policy.model_copy(update={"providers": providers})
-            self._resolver = compile_policy(self._policy)
+        return [
+            spec.name for spec in (self._resolver.providers[i] for i in sorted(view.ok)) if namespace in spec.discover
+        ]
 
-    def list_provider_models(self, name: str, timeout_s: float = 5.0) -> list[str]:
-        """The models provider ``name`` lists through its API; [] when it cannot say."""
-        adapter, transport = self.handle(name)
-        request = adapter.models_request()
-        if request is None:
-            return []
-        try:
-            response = transport.send(request, timeout=timeout_s)
-            if response.status >= 400:
-                return []
-            return adapter.parse_models(adapter.decode(response.body))
-        except (ProviderError, InvalidResponseError):
-            return []
+    def discovered(self, namespace: str, found: Mapping[str, list[str]]) -> None:
+        """Recompile with the models that discovering providers listed."""
+        if not found or self._policy is None:
+            return
+        providers = {
+            name: spec.model_copy(update={"models": spec.models.model_copy(update={namespace: tuple(found[name])})})
+            if name in found
+            else spec
+            for name, spec in self._policy.providers.items()
+        }
+        self._policy = self._policy.model_copy(update={"providers": providers})
+        self._resolver = compile_policy(self._policy)
 
     # -- static helpers ----------------------------------------------------------------------------
 
@@ -304,3 +241,102 @@ def _adapter_or_none(name: str) -> type[Adapter] | None:
         return adapter_class(name)
     except (ImportError, LookupError, AttributeError, TypeError):
         return None
+
+
+class Client(ClientBase[RequestsTransport]):
+    """Chat, images and speech across the providers of a routing policy, from plain (threaded) code.
+
+    ``policy``: a path, a mapping, a :class:`~router.Policy` or a compiled :class:`~router.Resolver`; by
+    default ``$ROUTER_POLICY``, then ``./routes.yaml``, then the policy shipped with the package.
+    ``provider`` (a name, or an adapter class the policy uses for exactly one provider) goes first on every
+    chat call; ``image_provider`` and ``tts_provider`` do the same for images and speech. ``api_key`` unlocks
+    every ``auth: required`` provider that has no key of its own. ``exclude`` (and ``exclude_images``,
+    ``exclude_tts``) add to the policy's exclusions. ``proxies`` go to every provider's session.
+    ``print_provider_info`` prints ``provider:model`` as each request succeeds. ``output_dir`` (a keyword, or
+    ``$ROUTER_OUTPUT_DIR``) is where speech files, and images delivered as files, are written. Other keyword
+    arguments are defaults for every chat call (``Client(temperature=0)``).
+    """
+
+    @cached_property
+    def chat(self) -> Chat:
+        """``client.chat.completions``."""
+        return Chat(self)
+
+    @cached_property
+    def images(self) -> Images:
+        """``client.images.generate(...)`` (and its alias ``create``)."""
+        return Images(self)
+
+    @cached_property
+    def audio(self) -> Audio:
+        """``client.audio.speech.create(...)``."""
+        return Audio(self)
+
+    @cached_property
+    def models(self) -> Models:
+        """``client.models.list()``."""
+        return Models(self)
+
+    def _transport(self, base_url: str, proxies: Proxies | None) -> RequestsTransport:
+        return RequestsTransport(base_url, proxies)
+
+    def run(
+        self,
+        namespace: str,
+        model: str,
+        attempt: Any,
+        *,
+        provider: ProviderChoice,
+        log: events.Logger,
+        stream: bool = False,
+    ) -> Outcome[Any]:
+        """Resolve, log the route, execute with ``attempt``, and record who answered."""
+        started = time.monotonic()
+        self.discover(namespace)
+        route = self.begin(namespace, model, provider, log)
+        outcome = execute(self._resolver, route, attempt, log=log, deadline=Deadline(self._resolver.deadline_s))
+        self.succeeded(log, outcome, started, stream=stream)
+        return outcome
+
+    def discover(self, namespace: str) -> None:
+        """Ask ``models: discover`` providers of ``namespace`` for their models, once, and recompile."""
+        found = {}
+        for name in self.to_discover(namespace):
+            if models := self.list_provider_models(name):
+                found[name] = models
+        self.discovered(namespace, found)
+
+    def list_provider_models(self, name: str, timeout_s: float = 5.0) -> list[str]:
+        """The models provider ``name`` lists through its API; [] when it cannot say."""
+        adapter, transport = self.handle(name)
+        request = adapter.models_request()
+        if request is None:
+            return []
+        try:
+            response = transport.send(request, timeout=timeout_s)
+        except ProviderError:
+            return []
+        return models_of(adapter, response)
+
+    def close(self) -> None:
+        """Close every provider's connections."""
+        with self._lock:
+            handles, self._handles = self._handles, {}
+        for _, transport in handles.values():
+            transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def models_of(adapter: Adapter, response: HttpResponse) -> list[str]:
+    """The model ids in a models response; [] when the provider cannot say."""
+    if response.status >= 400:
+        return []
+    try:
+        return adapter.parse_models(adapter.decode(response.body))
+    except InvalidResponseError:
+        return []

@@ -7,8 +7,6 @@ both to ``Client.run``, which resolves, executes and logs. Created lazily, once 
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -21,10 +19,22 @@ from router.policy import NAMESPACES
 from router.resolver import Availability, Candidate, Resolver
 from router.speech import AudioStream
 from router.streaming import Stream
-from router.transport import Proxies, RequestsTransport
+from router.transport import AsyncTransport, Proxies, RequestsTransport
 from router.types import ChatCompletion, ImagesResponse, Model, ModelList
 
-__all__ = ["Audio", "Chat", "ClientCore", "Completions", "Images", "Models", "ProviderChoice", "Speech"]
+__all__ = [
+    "AsyncClientCore",
+    "Audio",
+    "Chat",
+    "ClientCore",
+    "Completions",
+    "Images",
+    "Models",
+    "Namespace",
+    "ProviderChoice",
+    "Speech",
+    "model_list",
+]
 
 ProviderChoice = str | type[Adapter] | None
 """A provider named, or given as the adapter class that exactly one provider of the policy uses."""
@@ -65,10 +75,33 @@ class Chat:
         return Completions(self._client)
 
 
-class _Namespace:
+class AsyncClientCore(Protocol):
+    """What the async namespaces need of their client (:class:`router.async_client.AsyncClient` provides it)."""
+
+    defaults: dict[str, Any]
+    output_dir: Path | None
+
+    @property
+    def resolver(self) -> Resolver: ...
+    def handle(self, name: str) -> tuple[Adapter, AsyncTransport]: ...
+    def availability(self, namespace: str) -> Availability: ...
+    async def discover(self, namespace: str) -> None: ...
+    async def run(
+        self,
+        namespace: str,
+        model: str,
+        attempt: Any,
+        *,
+        provider: ProviderChoice,
+        log: events.Logger,
+        stream: bool = False,
+    ) -> Outcome[Any]: ...
+
+
+class Namespace:
     """A namespace of the client, remembering who answered its last successful call."""
 
-    def __init__(self, client: ClientCore) -> None:
+    def __init__(self, client: Any) -> None:
         self._client = client
         self.last_provider: str | None = None
         """The provider that served the last successful call."""
@@ -79,7 +112,7 @@ class _Namespace:
         self.last_provider, self.last_model = candidate.provider, candidate.model
 
 
-class Completions(_Namespace):
+class Completions(Namespace):
     """``client.chat.completions``: ``create`` and the provider that answered last."""
 
     @overload
@@ -137,7 +170,7 @@ class Completions(_Namespace):
         return result
 
 
-class Images(_Namespace):
+class Images(Namespace):
     """``client.images``: ``generate`` (alias ``create``) and the provider that answered last."""
 
     def generate(
@@ -193,7 +226,7 @@ class Audio:
         return Speech(self._client)
 
 
-class Speech(_Namespace):
+class Speech(Namespace):
     """``client.audio.speech``: ``create`` and the provider that answered last."""
 
     @overload
@@ -249,11 +282,7 @@ class Speech(_Namespace):
         if stream:
             result: AudioStream = outcome.value
             return result
-        folder = client.output_dir or Path(tempfile.gettempdir()) / "router"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"speech-{uuid.uuid4().hex[:12]}.{response_format}"
-        path.write_bytes(outcome.value)
-        return str(path)
+        return speech.save(outcome.value, response_format, client.output_dir)
 
 
 class Models:
@@ -264,13 +293,18 @@ class Models:
 
     def list(self) -> ModelList:
         """Every model of every provider available to this client, in every namespace, once per provider."""
-        client = self._client
-        seen: dict[tuple[str, str], Model] = {}
         for namespace in NAMESPACES:
-            client.discover(namespace)
-            resolver, view = client.resolver, client.availability(namespace)
-            for index in sorted(view.ok):
-                spec = resolver.providers[index]
-                for model in spec.models.get(namespace, ()):
-                    seen.setdefault((model, spec.name), Model(id=model, owned_by=spec.name))
-        return ModelList(data=list(seen.values()))
+            self._client.discover(namespace)
+        return model_list(self._client)
+
+
+def model_list(client: ClientCore | AsyncClientCore) -> ModelList:
+    """The (model, provider) pairs available to ``client`` now, as ``GET /v1/models`` lists them."""
+    seen: dict[tuple[str, str], Model] = {}
+    for namespace in NAMESPACES:
+        resolver, view = client.resolver, client.availability(namespace)
+        for index in sorted(view.ok):
+            spec = resolver.providers[index]
+            for model in spec.models.get(namespace, ()):
+                seen.setdefault((model, spec.name), Model(id=model, owned_by=spec.name))
+    return ModelList(data=list(seen.values()))

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -33,7 +36,7 @@ from router.transport import (
     StreamResponse,
 )
 
-__all__ = ["AsyncAudioStream", "AudioStream", "speech_attempt", "speech_attempt_async", "speech_request"]
+__all__ = ["AsyncAudioStream", "AudioStream", "save", "speech_attempt", "speech_attempt_async", "speech_request"]
 
 Handles = Callable[[str], tuple[Adapter, RequestsTransport]]
 AsyncHandles = Callable[[str], tuple[Adapter, AsyncTransport]]
@@ -133,6 +136,15 @@ def speech_attempt_async(
         return AsyncAudioStream.of_bytes(data, chunk_size, candidate, log) if stream else data
 
     return attempt
+
+
+def save(data: bytes, response_format: str, output_dir: Path | None) -> str:
+    """Write audio to ``output_dir`` (else ``<tmp>/router``) as ``speech-<id>.<format>``; the file's path."""
+    folder = output_dir or Path(tempfile.gettempdir()) / "router"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"speech-{uuid.uuid4().hex[:12]}.{response_format}"
+    path.write_bytes(data)
+    return str(path)
 
 
 def _voice(requested: str | None, spec: ProviderSpec) -> str | None:

@@ -21,7 +21,15 @@ from urllib3.exceptions import ReadTimeoutError
 from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from router.settings import ca_bundle, environment_proxies
 
-__all__ = ["FilePart", "HttpRequest", "HttpResponse", "RequestsTransport", "StreamResponse"]
+__all__ = [
+    "AsyncStreamResponse",
+    "AsyncTransport",
+    "FilePart",
+    "HttpRequest",
+    "HttpResponse",
+    "RequestsTransport",
+    "StreamResponse",
+]
 
 Proxies = Mapping[str, str]
 

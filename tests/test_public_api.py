@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import router
 
 
@@ -10,6 +13,7 @@ class TestPublicSurface:
         """router.__all__ is the documented surface; adding or removing a name is a deliberate change."""
         assert sorted(router.__all__) == [
             "AllProvidersFailedError",
+            "AsyncClient",
             "AudioStream",
             "AuthenticationError",
             "BadRequestError",
@@ -56,3 +60,11 @@ class TestPublicSurface:
         assert issubclass(router.NoRouteError, LookupError)
         assert issubclass(router.PolicyError, router.RouterError)
         assert issubclass(router.NoRouteError, router.RouterError)
+
+    def test_importing_router_does_not_load_aiohttp(self) -> None:
+        """The sync client and the CLI never pay for the async stack; router.AsyncClient loads it on use."""
+        code = (
+            "import sys, router; print('aiohttp' in sys.modules); router.AsyncClient; print('aiohttp' in sys.modules)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+        assert result.stdout.split() == ["False", "True"]
