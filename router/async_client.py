@@ -136,6 +136,10 @@ class AsyncCompletions(Namespace):
     async def create(
         self, *, messages: Iterable[Mapping[str, Any]], stream: Literal[True], **kwargs: Any
     ) -> AsyncStream: ...
+    @overload
+    async def create(
+        self, *, messages: Iterable[Mapping[str, Any]], stream: bool, **kwargs: Any
+    ) -> ChatCompletion | AsyncStream: ...
 
     async def create(
         self,
@@ -173,7 +177,7 @@ class AsyncCompletions(Namespace):
         else:
             attempt = chat.completion_attempt_async(request, client.handle, timeout_s=timeout, proxies=proxies)
         outcome = await client.run("chat", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome.candidate)
+        self._answered(outcome)
         result: ChatCompletion | AsyncStream = outcome.value
         return result
 
@@ -210,7 +214,7 @@ class AsyncImages(Namespace):
             proxies=dict(proxies) if proxies else None,
         )
         outcome = await client.run("images", model, attempt, provider=provider, log=log)
-        self._answered(outcome.candidate)
+        self._answered(outcome)
         result: ImagesResponse = outcome.value
         return result
 
@@ -278,7 +282,7 @@ class AsyncSpeech(Namespace):
             log=log,
         )
         outcome = await client.run("speech", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome.candidate)
+        self._answered(outcome)
         if stream:
             result: AsyncAudioStream = outcome.value
             return result

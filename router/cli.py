@@ -5,6 +5,7 @@
     router schema                      the JSON Schema of routes.yaml
     router speak TEXT [-o FILE] ...    speech to a file, through the policy (eSpeak NG offline, by default)
     router image PROMPT [-o FILE] ...  an image to a file, through the policy
+    router serve [--policy P] ...      the OpenAI-compatible gateway
 
 Key presence for ``explain`` is read from the environment (through :mod:`router.settings`) unless
 ``--key``/``--no-keys`` say otherwise; key values are never read into output.
@@ -72,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml")
     schema.set_defaults(run=lambda _args: _print_json(json_schema()))
+
+    serve = commands.add_parser("serve", help="run the OpenAI-compatible gateway")
+    serve.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
+    serve.add_argument("--host", help="address to bind (default: $ROUTER_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: $ROUTER_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: $ROUTER_WORKERS or 1)")
+    serve.set_defaults(run=_serve)
 
     speak = commands.add_parser("speak", help="synthesise speech to a file")
     speak.add_argument("text", help="what to say")
@@ -233,6 +241,20 @@ def _dropped_text(dropped: dict[str, str] | Any) -> str:
 def _print_dropped(dropped: Any) -> None:
     if dropped:
         print(_dropped_text(dropped))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.server import run_api  # noqa: PLC0415 - the gateway's stack loads only when it runs
+    from router.settings import GatewaySettings  # noqa: PLC0415
+
+    settings = GatewaySettings()
+    run_api(
+        args.host or settings.host,
+        args.port if args.port is not None else settings.port,
+        args.policy or settings.policy,
+        args.workers or settings.workers,
+    )
+    return EXIT_OK
 
 
 def _speak(args: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ __all__ = [
     "EVENTS",
     "attempt_failed",
     "malformed_event",
+    "policy_loaded",
+    "policy_rejected",
     "request_failed",
     "request_logger",
     "request_succeeded",
@@ -36,8 +38,10 @@ EVENTS = (
     "request_failed",
     "stream_interrupted",
     "malformed_event",
+    "policy_loaded",
+    "policy_rejected",
 )
-"""Every event name router emits from requests (the gateway adds policy_loaded and policy_rejected)."""
+"""Every event name router emits."""
 
 _stdlib = logging.getLogger("router")
 _stdlib.addHandler(logging.NullHandler())
@@ -53,8 +57,7 @@ Logger = Any
 
 def request_logger(namespace: str, requested_model: str, request_id: str | None = None) -> Logger:
     """A logger bound to one request: its id (given or new), namespace and requested model."""
-    base = structlog.get_logger("router") if structlog.is_configured() else _fallback
-    return base.bind(request_id=request_id or uuid.uuid4().hex, namespace=namespace, requested_model=requested_model)
+    return _base().bind(request_id=request_id or uuid.uuid4().hex, namespace=namespace, requested_model=requested_model)
 
 
 def route_resolved(log: Logger, *, provider: str, model: str, match: str, queue_length: int) -> None:
@@ -116,3 +119,17 @@ def stream_interrupted(log: Logger, *, provider: str, model: str, error_class: s
 def malformed_event(log: Logger, *, provider: str, model: str, reason: str) -> None:
     """A stream event could not be parsed and was skipped."""
     log.warning("malformed_event", provider=provider, model=model, reason=reason)
+
+
+def policy_loaded(path: str, sha256: str, providers: int) -> None:
+    """A policy was read, validated and compiled, and now routes requests."""
+    _base().info("policy_loaded", path=path, sha256=sha256, providers=providers)
+
+
+def policy_rejected(path: str, sha256: str, errors: Sequence[str]) -> None:
+    """A changed policy was invalid; ``errors`` are its ``file:line:col`` problems; the old policy keeps serving."""
+    _base().error("policy_rejected", path=path, sha256=sha256, errors=list(errors))
+
+
+def _base() -> Logger:
+    return structlog.get_logger("router") if structlog.is_configured() else _fallback

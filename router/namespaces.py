@@ -8,6 +8,7 @@ both to ``Client.run``, which resolves, executes and logs. Created lazily, once 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol, overload
@@ -16,7 +17,7 @@ from router import chat, events, images, speech
 from router.adapters import Adapter
 from router.executor import Outcome
 from router.policy import NAMESPACES
-from router.resolver import Availability, Candidate, Resolver
+from router.resolver import Availability, Resolver
 from router.speech import AudioStream
 from router.streaming import Stream
 from router.transport import AsyncTransport, Proxies, RequestsTransport
@@ -33,6 +34,7 @@ __all__ = [
     "Namespace",
     "ProviderChoice",
     "Speech",
+    "last_outcome",
     "model_list",
 ]
 
@@ -108,8 +110,18 @@ class Namespace:
         self.last_model: str | None = None
         """The model that served the last successful call."""
 
-    def _answered(self, candidate: Candidate) -> None:
-        self.last_provider, self.last_model = candidate.provider, candidate.model
+    def _answered(self, outcome: Outcome[Any]) -> None:
+        self.last_provider, self.last_model = outcome.candidate.provider, outcome.candidate.model
+        _LAST_OUTCOME.set(outcome)
+
+
+_LAST_OUTCOME: ContextVar[Outcome[Any] | None] = ContextVar("router_last_outcome", default=None)
+
+
+def last_outcome() -> Outcome[Any] | None:
+    """The outcome of the last successful call made in this thread or asyncio task (who answered, after how
+    many attempts); the gateway reads it to fill its response headers."""
+    return _LAST_OUTCOME.get()
 
 
 class Completions(Namespace):
@@ -121,6 +133,10 @@ class Completions(Namespace):
     ) -> ChatCompletion: ...
     @overload
     def create(self, *, messages: Iterable[Mapping[str, Any]], stream: Literal[True], **kwargs: Any) -> Stream: ...
+    @overload
+    def create(
+        self, *, messages: Iterable[Mapping[str, Any]], stream: bool, **kwargs: Any
+    ) -> ChatCompletion | Stream: ...
 
     def create(
         self,
@@ -165,7 +181,7 @@ class Completions(Namespace):
         else:
             attempt = chat.completion_attempt(request, client.handle, timeout_s=timeout, proxies=proxies)
         outcome = client.run("chat", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome.candidate)
+        self._answered(outcome)
         result: ChatCompletion | Stream = outcome.value
         return result
 
@@ -207,7 +223,7 @@ class Images(Namespace):
             proxies=dict(proxies) if proxies else None,
         )
         outcome = client.run("images", model, attempt, provider=provider, log=log)
-        self._answered(outcome.candidate)
+        self._answered(outcome)
         result: ImagesResponse = outcome.value
         return result
 
@@ -278,7 +294,7 @@ class Speech(Namespace):
             log=log,
         )
         outcome = client.run("speech", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome.candidate)
+        self._answered(outcome)
         if stream:
             result: AudioStream = outcome.value
             return result

@@ -10,11 +10,14 @@ import os
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
 import requests.utils
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
+    "GatewaySettings",
     "RouterSettings",
     "ca_bundle",
     "default_policy_source",
@@ -34,6 +37,41 @@ class RouterSettings(BaseSettings):
     """ROUTER_POLICY: the policy file used when none is given explicitly."""
     output_dir: Path | None = None
     """ROUTER_OUTPUT_DIR: where speech files (and images delivered as files) are written."""
+
+
+class GatewaySettings(BaseSettings):
+    """The gateway's settings, from ``ROUTER_*`` environment variables (and ``router serve``'s options).
+
+    Gateway keys live here, never in the policy: the policy is shared and reviewed, keys are secrets.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", frozen=True, extra="ignore")
+
+    policy: Path | None = None
+    """ROUTER_POLICY: the policy file (default: ./routes.yaml, else the shipped one); watched for changes."""
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """ROUTER_API_KEYS: comma-separated keys a caller must send as ``Authorization: Bearer``; none = open."""
+    host: str = "127.0.0.1"
+    """ROUTER_HOST: the address to bind."""
+    port: int = Field(8000, ge=0, le=65535)
+    """ROUTER_PORT: the port to bind."""
+    workers: int = Field(1, ge=1)
+    """ROUTER_WORKERS: worker processes."""
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    """ROUTER_MAX_BODY_BYTES: larger request bodies are refused with 413."""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """ROUTER_LOG_FORMAT: json lines, console, or auto (console on a terminal)."""
+    reload_interval_s: float = Field(1.0, gt=0)
+    """ROUTER_RELOAD_INTERVAL_S: how often the policy file is checked for changes."""
+    output_dir: Path | None = None
+    """ROUTER_OUTPUT_DIR: where images delivered as files are written."""
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 def present_keys(names: Iterable[str | None]) -> frozenset[str]:

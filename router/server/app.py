@@ -1,0 +1,135 @@
+"""The gateway's ASGI app: ``create_app(settings)`` -> FastAPI, thin over the live policy's AsyncClient.
+
+Wiring only: the policy state and its watcher (and SIGHUP) in the lifespan, the middleware (request ids,
+body limit), the routes, and one exception handler that turns every error into OpenAI's shape with its
+status (:mod:`router.server.errors`). Logging is configured here, for the gateway process: every event of
+:mod:`router.events` as a JSON line on stdout (console rendering on a terminal), and counted into the
+Prometheus metrics on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+import router
+from router.errors import RouterError
+from router.server.errors import GatewayError, error_body, from_exception
+from router.server.metrics import Metrics
+from router.server.middleware import BodyLimit, RequestContext
+from router.server.policy_state import PolicyState
+from router.server.routes import build_router
+from router.settings import GatewaySettings, default_policy_source
+
+__all__ = ["create_app"]
+
+_LOCAL = {"127.0.0.1", "localhost", "::1"}
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway for ``settings`` (default: from ``ROUTER_*`` environment variables)."""
+    settings = settings or GatewaySettings()
+    metrics = Metrics()
+    configure_logging(settings.log_format, metrics)
+    state = PolicyState(
+        settings.policy or default_policy_source(),
+        output_dir=settings.output_dir,
+        on_reload=lambda result: metrics.reloads.labels(result).inc(),
+    )
+    if not settings.api_keys and settings.host not in _LOCAL:
+        logging.getLogger("router").warning(
+            "router serve: no ROUTER_API_KEYS and bound to %s: anyone who can reach it can spend your keys",
+            settings.host,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.load()
+        watcher = asyncio.create_task(state.watch(settings.reload_interval_s))
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):  # not the main thread: no signals
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(state.load()))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            await state.close()
+
+    app = FastAPI(
+        title="router",
+        version=router.__version__,
+        description="An OpenAI-compatible gateway that routes chat, image and speech requests by a YAML policy.",
+        lifespan=lifespan,
+    )
+    keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
+    app.include_router(build_router(state, metrics, keys))
+    for kind in (GatewayError, RouterError, ValueError):  # expected errors: answered, not logged as crashes
+        app.add_exception_handler(kind, _handle)
+    app.add_exception_handler(Exception, _handle)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    app.state.policy = state
+    app.state.metrics = metrics
+    return app
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    status, body = from_exception(exc)
+    if status == 500 and not isinstance(exc, RouterError):
+        logging.getLogger("router").exception("unexpected error in %s", request.url.path)
+    return JSONResponse(body, status_code=status)
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    if errors:
+        first = errors[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        param = where or None
+    else:
+        message, param = "invalid request", None
+    if any(error.get("type") == "json_invalid" for error in errors):
+        message, param = "the request body is not valid JSON", None
+    return JSONResponse(error_body(message, "invalid_request_error", None, param), status_code=400)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "error"
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse(error_body(str(detail), kind), status_code=status)
+
+
+def configure_logging(log_format: str, metrics: Metrics | None = None) -> None:
+    """The gateway's logging: events counted into ``metrics``, then rendered as JSON lines or for a console."""
+    console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
+    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    processors: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        renderer,
+    ]
+    if metrics is not None:
+        processors.insert(0, metrics.processor)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,60 @@
+"""Every error the gateway returns, in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
+
+HTTP status mapping happens here, once (house rule 5): a bad request is 400, a missing or wrong gateway key
+401, no route 404 (``model_not_found``), a body over the limit 413, all providers failed 502, the deadline
+504. Messages are the exceptions' own, which never carry a key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.errors import (
+    AllProvidersFailedError,
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    DeadlineExceededError,
+    NoRouteError,
+    ProviderError,
+)
+
+__all__ = ["GatewayError", "error_body", "from_exception"]
+
+
+class GatewayError(Exception):
+    """An error the gateway itself decides (auth, body size, bad input), with its status and code."""
+
+    def __init__(
+        self, status: int, message: str, *, kind: str = "invalid_request_error", code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code = status, message, kind, code
+
+
+def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error object."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def from_exception(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """(status, body) for an exception a request raised."""
+    if isinstance(exc, GatewayError):
+        return exc.status, error_body(exc.message, exc.kind, exc.code)
+    if isinstance(exc, NoRouteError):
+        return 404, error_body(str(exc), "invalid_request_error", "model_not_found", "model")
+    if isinstance(exc, DeadlineExceededError):
+        return 504, error_body(str(exc), "server_error", "deadline_exceeded")
+    if isinstance(exc, AllProvidersFailedError):
+        return 502, error_body(str(exc), "server_error", "all_providers_failed")
+    if isinstance(exc, ContentFilterError):
+        return 400, error_body(str(exc.message), "invalid_request_error", "content_policy_violation")
+    if isinstance(exc, ContextLengthError):
+        return 400, error_body(str(exc.message), "invalid_request_error", "context_length_exceeded", "messages")
+    if isinstance(exc, BadRequestError):
+        return 400, error_body(str(exc.message), "invalid_request_error", exc.error_class)
+    if isinstance(exc, ProviderError):
+        return 502, error_body(f"{exc.provider}: {exc}", "server_error", exc.error_class)
+    if isinstance(exc, ValueError):
+        return 400, error_body(str(exc), "invalid_request_error")
+    return 500, error_body("internal error", "server_error")

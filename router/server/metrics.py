@@ -1,0 +1,65 @@
+"""Prometheus metrics of the gateway, fed by the same events the logs carry.
+
+Requests, latency and in-flight counts are recorded by the routes; attempts and failovers come from the
+``attempt_failed`` events through :meth:`Metrics.processor`, a structlog processor, so that every retry and
+failover the executor decides is counted exactly where it is logged. Each app has its own registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """The gateway's metrics in one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "router_requests",
+            "Requests by namespace, the provider that answered (or none) and outcome.",
+            ["namespace", "provider", "outcome"],
+            registry=self.registry,
+        )
+        self.attempt_failures = Counter(
+            "router_attempt_failures",
+            "Failed attempts by namespace, provider, error class and what followed (retry, failover, raise).",
+            ["namespace", "provider", "error_class", "action"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "router_request_duration_seconds",
+            "Time to answer (for streams: to the first content), by namespace and outcome.",
+            ["namespace", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "router_in_flight_requests", "Requests being served, by namespace.", ["namespace"], registry=self.registry
+        )
+        self.reloads = Counter(
+            "router_policy_reloads", "Policy loads by result (loaded, rejected).", ["result"], registry=self.registry
+        )
+
+    def processor(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """A structlog processor counting ``attempt_failed`` events; passes every event on unchanged."""
+        if event.get("event") == "attempt_failed":
+            self.attempt_failures.labels(
+                event.get("namespace", ""),
+                event.get("provider", ""),
+                event.get("error_class", ""),
+                event.get("action", ""),
+            ).inc()
+        return event
+
+    def render(self) -> bytes:
+        """The registry in Prometheus' text format."""
+        return generate_latest(self.registry)

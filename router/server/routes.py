@@ -1,0 +1,252 @@
+"""The OpenAI-compatible endpoints: thin shells over the current policy version's AsyncClient.
+
+Each request holds the policy version it started on until it is done (for a stream: until its last byte),
+so a reload never changes a request midway. Streams follow DESIGN section 5: the response starts only after
+the commit, so nothing of a failed provider reaches the caller; a failure after it becomes a final
+``data: {"error": ...}`` event (chat) or a cut connection (audio), never a quietly truncated answer. When the
+caller goes away, the response generator is cancelled and its ``finally`` closes the upstream request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from router import audio
+from router.errors import StreamInterruptedError
+from router.namespaces import last_outcome
+from router.server.errors import GatewayError, error_body
+from router.server.metrics import CONTENT_TYPE, Metrics
+from router.server.policy_state import Loaded, PolicyState
+from router.speech import AsyncAudioStream
+from router.streaming import AsyncStream
+
+__all__ = ["ChatCompletionRequest", "ImageGenerationRequest", "SpeechRequestBody", "build_router"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChatCompletionRequest(_Body):
+    """``POST /v1/chat/completions``: OpenAI's body; any other field goes to the provider unchanged."""
+
+    model: str = "auto"
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+
+
+class ImageGenerationRequest(_Body):
+    """``POST /v1/images/generations``."""
+
+    prompt: str = Field(min_length=1)
+    model: str = "auto"
+    n: int = Field(1, ge=1, le=10)
+    size: str | None = "1024x1024"
+    response_format: Literal["url", "b64_json"] = "url"
+
+
+class SpeechRequestBody(_Body):
+    """``POST /v1/audio/speech``: the audio comes back streamed, in ``response_format``."""
+
+    input: str = Field(min_length=1)
+    model: str = "auto"
+    voice: str | None = None
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    instructions: str | None = None
+    speed: float | None = Field(None, gt=0)
+
+
+def build_router(state: PolicyState, metrics: Metrics, keys: tuple[bytes, ...]) -> APIRouter:
+    """The gateway's routes over ``state``, counting into ``metrics``, guarded by ``keys`` (none = open)."""
+    api = APIRouter()
+    guarded = APIRouter(dependencies=[Depends(_key_check(keys))])
+
+    @guarded.post("/v1/chat/completions", tags=["openai"])
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        extra = body.model_dump(exclude={"model", "messages", "stream"}, exclude_none=True)
+        call = _Call(state, metrics, "chat", request)
+        try:
+            result = await call.client.chat.completions.create(
+                model=body.model, messages=body.messages, stream=body.stream, request_id=call.request_id, **extra
+            )
+        except BaseException:
+            call.finish("failed")
+            raise
+        if isinstance(result, AsyncStream):
+            events = call.stream(_sse(result, call.broke))
+            return StreamingResponse(events, media_type="text/event-stream", headers=call.headers())
+        call.finish("success")
+        return JSONResponse(result.model_dump(exclude_none=True), headers=call.headers())
+
+    @guarded.post("/v1/images/generations", tags=["openai"])
+    async def images_generations(body: ImageGenerationRequest, request: Request) -> Response:
+        extra = body.model_dump(exclude={"prompt", "model", "n", "size", "response_format"}, exclude_none=True)
+        call = _Call(state, metrics, "images", request)
+        try:
+            result = await call.client.images.generate(
+                body.prompt,
+                model=body.model,
+                n=body.n,
+                size=body.size,
+                response_format=body.response_format,
+                request_id=call.request_id,
+                **extra,
+            )
+        except BaseException:
+            call.finish("failed")
+            raise
+        call.finish("success")
+        return JSONResponse(result.model_dump(exclude_none=True), headers=call.headers())
+
+    @guarded.post("/v1/audio/speech", tags=["openai"])
+    async def audio_speech(body: SpeechRequestBody, request: Request) -> Response:
+        extra = body.model_dump(
+            exclude={"input", "model", "voice", "response_format", "instructions", "speed"}, exclude_none=True
+        )
+        call = _Call(state, metrics, "speech", request)
+        try:
+            stream: AsyncAudioStream = await call.client.audio.speech.create(
+                input=body.input,
+                model=body.model,
+                voice=body.voice,
+                response_format=body.response_format,
+                instructions=body.instructions,
+                speed=body.speed,
+                stream=True,
+                chunk_size=16384,
+                request_id=call.request_id,
+                **extra,
+            )
+        except BaseException:
+            call.finish("failed")
+            raise
+        media_type = audio.MEDIA_TYPES[body.response_format]
+        return StreamingResponse(call.stream(_audio(stream)), media_type=media_type, headers=call.headers())
+
+    @guarded.get("/v1/models", tags=["openai"])
+    async def models() -> Response:
+        loaded = state.acquire()
+        try:
+            listing = await loaded.client.models.list()
+        finally:
+            state.release(loaded)
+        return JSONResponse(listing.model_dump())
+
+    @api.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["operations"])
+    async def readyz() -> Response:
+        """Ready once a policy is loaded; reports its sha256 and load time, and the last rejected change."""
+        report = state.readiness()
+        return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
+
+    @api.get("/metrics", tags=["operations"])
+    async def prometheus() -> Response:
+        """Prometheus metrics."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    api.include_router(guarded)
+    return api
+
+
+class _Call:
+    """One request's bookkeeping: its policy version, in-flight gauge, outcome metrics and response headers."""
+
+    def __init__(self, state: PolicyState, metrics: Metrics, namespace: str, request: Request) -> None:
+        self.state, self.metrics, self.namespace = state, metrics, namespace
+        self.request_id: str = request.state.request_id
+        self.loaded: Loaded = state.acquire()
+        self.client = self.loaded.client
+        self.started = time.monotonic()
+        self._done = False
+        self.result = "success"
+        """How the request ends; a stream that breaks after its commit sets "interrupted"."""
+        metrics.in_flight.labels(namespace).inc()
+
+    def headers(self) -> dict[str, str]:
+        """Who served the request, with which model, after how many attempts."""
+        outcome = last_outcome()
+        if outcome is None:
+            return {}
+        return {
+            "x-router-provider": outcome.candidate.provider,
+            "x-router-model": outcome.candidate.model,
+            "x-router-attempts": str(len(outcome.attempts)),
+        }
+
+    def finish(self, result: str) -> None:
+        if self._done:
+            return
+        self._done = True
+        outcome = last_outcome() if result == "success" else None
+        provider = outcome.candidate.provider if outcome is not None else ""
+        self.metrics.requests.labels(self.namespace, provider, result).inc()
+        self.metrics.latency.labels(self.namespace, result).observe(time.monotonic() - self.started)
+        self.metrics.in_flight.labels(self.namespace).dec()
+        self.state.release(self.loaded)
+
+    async def stream(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Pass a stream's bytes on; the request counts as done when it ends, breaks or is abandoned."""
+        try:
+            async for piece in body:
+                yield piece
+        except BaseException:
+            self.result = "interrupted"
+            raise
+        finally:
+            self.finish(self.result)
+
+    def broke(self) -> None:
+        """The stream broke after its commit (reported to the caller in band)."""
+        self.result = "interrupted"
+
+
+async def _sse(stream: AsyncStream, broke: Callable[[], None]) -> AsyncIterator[bytes]:
+    """Chunks as server-sent events, ``[DONE]`` at the end, or a final error event if the stream breaks."""
+    try:
+        async for chunk in stream:
+            yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+    except StreamInterruptedError as exc:
+        broke()
+        body = error_body(str(exc), "server_error", "stream_interrupted")
+        yield b"data: " + json.dumps(body).encode() + b"\n\n"
+    finally:
+        await stream.close()
+
+
+async def _audio(stream: AsyncAudioStream) -> AsyncIterator[bytes]:
+    """Audio bytes; a break after the first ones aborts the response (the client sees it cut, not complete)."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await stream.close()
+
+
+def _key_check(keys: tuple[bytes, ...]) -> Callable[[Request], Awaitable[None]]:
+    async def check(request: Request) -> None:  # async: FastAPI would run a plain function in a thread
+        if not keys:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        presented = token.strip().encode()
+        matched = False
+        for key in keys:  # every key compared, in constant time each: no early exit to time
+            matched |= hmac.compare_digest(presented, key)
+        if scheme.lower() != "bearer" or not matched:
+            raise GatewayError(
+                401, "Missing or invalid gateway key: send Authorization: Bearer <key>", code="invalid_api_key"
+            )
+
+    return check
