@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/router validate routes.yaml
-	$(BIN)/router explain routes.yaml --model auto
+	$(BIN)/router serve --policy routes.yaml
 
 test: $(STAMP) lint
 	$(BIN)/pytest
@@ -26,9 +26,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/resolve.py
+	$(BIN)/python bench/client.py
+	$(BIN)/python bench/async_http.py
+	$(BIN)/python bench/gateway/run.py
 
 schema: $(STAMP)
 	$(BIN)/router schema > schemas/routes.schema.json
+	$(BIN)/router schema --openapi > schemas/openapi.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

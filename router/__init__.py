@@ -73,17 +73,25 @@ __all__ = [
     "StreamInterruptedError",
     "compile_policy",
     "load_policy",
+    "run_api",
+    "start_server",
 ]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from router.async_client import AsyncClient
+    from router.server import run_api, start_server
 
 
 def __getattr__(name: str) -> Any:
-    """``router.AsyncClient`` is imported on first use: it loads aiohttp, which sync users never need."""
+    """``AsyncClient``, ``run_api`` and ``start_server`` are imported on first use: they load aiohttp (and the
+    gateway FastAPI and uvicorn), which sync users and the CLI never need."""
     if name == "AsyncClient":
         from router.async_client import AsyncClient  # noqa: PLC0415 - deliberately lazy, see above
 
         return AsyncClient
+    if name in ("run_api", "start_server"):
+        from router import server  # noqa: PLC0415
+
+        return getattr(server, name)
     raise AttributeError(f"module 'router' has no attribute {name!r}")

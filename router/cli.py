@@ -71,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(run=_explain)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml")
-    schema.set_defaults(run=lambda _args: _print_json(json_schema()))
+    schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
+    schema.add_argument("--openapi", action="store_true", help="print the gateway's OpenAPI document instead")
+    schema.set_defaults(run=_schema)
 
     serve = commands.add_parser("serve", help="run the OpenAI-compatible gateway")
     serve.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
@@ -241,6 +242,14 @@ def _dropped_text(dropped: dict[str, str] | Any) -> str:
 def _print_dropped(dropped: Any) -> None:
     if dropped:
         print(_dropped_text(dropped))
+
+
+def _schema(args: argparse.Namespace) -> int:
+    if args.openapi:
+        from router.server import openapi  # noqa: PLC0415 - the gateway's stack loads only when asked
+
+        return _print_json(openapi())
+    return _print_json(json_schema())
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ class TestPublicSurface:
             "StreamInterruptedError",
             "compile_policy",
             "load_policy",
+            "run_api",
+            "start_server",
         ]
 
     def test_every_listed_name_is_importable_and_documented(self) -> None:

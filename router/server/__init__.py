@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from router.settings import GatewaySettings
 
-__all__ = ["create_app", "run_api", "start_server"]
+__all__ = ["create_app", "openapi", "run_api", "start_server"]
 
 _GRACEFUL_SHUTDOWN_S = 30
 
@@ -20,6 +21,14 @@ def create_app(settings: GatewaySettings | None = None) -> object:
     from router.server.app import create_app as build  # noqa: PLC0415 - FastAPI loads only for the gateway
 
     return build(settings)
+
+
+def openapi() -> dict[str, Any]:
+    """The gateway's OpenAPI document (committed as ``schemas/openapi.json``)."""
+    from router.server.app import create_app as build  # noqa: PLC0415 - see create_app
+
+    document: dict[str, Any] = build(GatewaySettings(log_format="json")).openapi()
+    return document
 
 
 def run_api(
