@@ -5,14 +5,18 @@ classes (honouring ``Retry-After`` up to ``retry_after_max_s``; a longer wait fa
 does a refused connection); a plain ``for`` walks the queue on ``failover.on`` classes. Any other error goes
 to the caller as it is. Every failed attempt is one ``attempt_failed`` event saying what happens next.
 
-The executor knows nothing of HTTP or of namespaces: ``attempt(candidate, spec, remaining_s)`` does the work
-and raises :class:`~router.errors.ProviderError` on failure. :func:`execute_async` walks the same way for
-coroutine attempts (the AsyncClient and the gateway), sharing every decision with :func:`execute`. A fresh
-``Retrying`` is built per candidate from the frozen :class:`~router.resolver.RetryPlan`.
+The first attempt at a candidate runs directly; a ``Retrying`` (built fresh from the frozen
+:class:`~router.resolver.RetryPlan`) takes over only once it failed with a retryable class, so the common
+case pays nothing for the retry machinery.
+
+The executor knows nothing of HTTP or of namespaces: ``attempt(candidate, spec, remaining_s)`` does the
+work and raises :class:`~router.errors.ProviderError` on failure. :func:`execute_async` walks the same way
+for coroutine attempts (the AsyncClient and the gateway), sharing every decision with :func:`execute`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -84,7 +88,7 @@ def execute(
     walk = _Walk(resolver, route, log, deadline)
     for position, runner in walk.runners(attempt):
         try:
-            value = runner.retrying()(runner.once)
+            value = runner.run()
         except ProviderError as exc:
             if walk.fails_over(exc):
                 continue
@@ -105,7 +109,7 @@ async def execute_async(
     walk = _Walk(resolver, route, log, deadline)
     for position, runner in walk.runners(attempt):
         try:
-            value: T = await runner.async_retrying()(runner.once_async)
+            value: T = await runner.run_async()
         except ProviderError as exc:
             if walk.fails_over(exc):
                 continue
@@ -179,11 +183,28 @@ class _Runner(Generic[T]):
         self.elapsed_ms = 0.0
         self._next_wait = 0.0
 
-    def retrying(self) -> Retrying:
-        return Retrying(**self._strategy())
+    def run(self) -> T:
+        """The first attempt directly; tenacity takes over only when it failed and may be retried."""
+        try:
+            return self.once()
+        except ProviderError as exc:
+            if not self._retries(exc):
+                raise
+        _log_attempt(self.log, self.attempts[-1], "retry")
+        time.sleep(self._next_wait)
+        return Retrying(**self._strategy())(self.once)
 
-    def async_retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(**self._strategy())
+    async def run_async(self) -> T:
+        """:meth:`run` for a coroutine attempt, sleeping with asyncio."""
+        try:
+            return await self.once_async()
+        except ProviderError as exc:
+            if not self._retries(exc):
+                raise
+        _log_attempt(self.log, self.attempts[-1], "retry")
+        await asyncio.sleep(self._next_wait)
+        value: T = await AsyncRetrying(**self._strategy())(self.once_async)
+        return value
 
     def _strategy(self) -> dict[str, Any]:
         return {
@@ -235,9 +256,16 @@ class _Runner(Generic[T]):
             )
         )
 
+    def _retries(self, exc: ProviderError) -> bool:
+        """Whether the failure of attempt number ``self.count`` is retried (the wait is then ``_next_wait``)."""
+        return self._retryable(exc) and not self._stops()
+
     def _should_retry(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
-        if not isinstance(exc, ProviderError) or exc.error_class not in self.plan.on:
+        return isinstance(exc, ProviderError) and self._retryable(exc)
+
+    def _retryable(self, exc: ProviderError) -> bool:
+        if exc.error_class not in self.plan.on:
             return False
         if isinstance(exc, ProviderConnectionError) and exc.refused:
             return False  # nothing listens there; asking again in a moment gets the same answer
@@ -246,12 +274,16 @@ class _Runner(Generic[T]):
                 return False  # a longer wait than the policy allows: fail over at once
             self._next_wait = exc.retry_after_s
         else:
-            base = min(self.plan.max_backoff_s, self.plan.backoff_s * 2 ** (state.attempt_number - 1))
+            base = min(self.plan.max_backoff_s, self.plan.backoff_s * 2 ** (self.count - 1))
             self._next_wait = base / 2 + random.uniform(0, base / 2)
         return True
 
     def _should_stop(self, state: RetryCallState) -> bool:
-        return state.attempt_number >= self.plan.attempts or self._next_wait >= self.deadline.remaining()
+        return self._stops()
+
+    def _stops(self) -> bool:
+        """No further attempt: the plan's attempts are used up, or the wait would outlast the deadline."""
+        return self.count >= self.plan.attempts or self._next_wait >= self.deadline.remaining()
 
     def _wait(self, state: RetryCallState) -> float:
         return self._next_wait

@@ -15,10 +15,9 @@ boundary. Per-read timeouts wrap each read in ``asyncio.timeout``, so they can c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -43,17 +42,21 @@ class AiohttpStreamResponse:
 
     async def read(self) -> bytes:
         """The whole remaining body (for an error response)."""
-        with _translated():
+        try:
             async with asyncio.timeout(self._read_timeout):
                 return await self._response.read()
+        except _FOREIGN as exc:
+            raise _translated(exc) from exc
 
     async def chunks(self, size: int | None = None) -> AsyncIterator[bytes]:
         """Bytes as they arrive; a silent gap raises ProviderTimeoutError, a cut one ProviderConnectionError."""
         content = self._response.content
         while True:
-            with _translated():
+            try:
                 async with asyncio.timeout(self._read_timeout):
                     data = await (content.read(size) if size else content.readany())
+            except _FOREIGN as exc:
+                raise _translated(exc) from exc
             if not data:
                 return
             yield data
@@ -95,7 +98,7 @@ class AiohttpTransport:
     async def send(self, request: HttpRequest, *, timeout: float, proxies: Proxies | None = None) -> HttpResponse:
         """Send and read the whole response; ``timeout`` bounds connecting and each wait for data."""
         limits = aiohttp.ClientTimeout(total=None, connect=min(timeout, _CONNECT_CAP_S), sock_read=timeout)
-        with _translated():
+        try:
             async with self._session_now().request(
                 request.method,
                 request.url,
@@ -105,13 +108,15 @@ class AiohttpTransport:
                 **_body(request),
             ) as response:
                 return HttpResponse(response.status, response.headers, await response.read())
+        except _FOREIGN as exc:
+            raise _translated(exc) from exc
 
     async def open_stream(
         self, request: HttpRequest, *, connect_timeout: float, read_timeout: float, proxies: Proxies | None = None
     ) -> AiohttpStreamResponse:
         """Send and return once the headers have arrived (within ``read_timeout`` of connecting)."""
         limits = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
-        with _translated():
+        try:
             response = await self._session_now().request(
                 request.method,
                 request.url,
@@ -120,6 +125,8 @@ class AiohttpTransport:
                 timeout=limits,
                 **_body(request),
             )
+        except _FOREIGN as exc:
+            raise _translated(exc) from exc
         return AiohttpStreamResponse(response, read_timeout)
 
     async def aclose(self) -> None:
@@ -140,17 +147,16 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     return {"data": form}
 
 
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
+_FOREIGN = (aiohttp.ClientError, OSError, TimeoutError)
+"""What aiohttp and the socket raise; each is translated by :func:`_translated` at this boundary."""
+
+
+def _translated(exc: BaseException) -> ProviderError:
     """aiohttp's and asyncio's exceptions -> router's ProviderError classes (timeouts checked first: aiohttp's
-    socket timeouts are OSErrors too)."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise ProviderTimeoutError("no data within the time limit") from exc
-    except aiohttp.ClientConnectorError as exc:
+    socket timeouts are OSErrors too); used as ``raise _translated(exc) from exc``."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return ProviderTimeoutError("no data within the time limit")
+    if isinstance(exc, aiohttp.ClientConnectorError):
         refused = isinstance(exc.os_error, ConnectionRefusedError)
         if isinstance(exc.os_error, socket.gaierror):
             message = "the host name did not resolve"
@@ -158,10 +164,11 @@ def _translated() -> Iterator[None]:
             message = "connection refused" if refused else "the connection failed before a response"
         error = ProviderConnectionError(message)
         error.refused = refused
-        raise error from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise ProviderConnectionError("the connection closed in the middle of the response") from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderConnectionError(f"request failed: {type(exc).__name__}") from exc
-    except OSError as exc:
-        raise ProviderConnectionError(f"connection failed: {exc.strerror or type(exc).__name__}") from exc
+        return error
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return ProviderConnectionError("the connection closed in the middle of the response")
+    if isinstance(exc, aiohttp.ClientError):
+        return ProviderConnectionError(f"request failed: {type(exc).__name__}")
+    if isinstance(exc, OSError):
+        return ProviderConnectionError(f"connection failed: {exc.strerror or type(exc).__name__}")
+    return ProviderConnectionError(f"request failed: {type(exc).__name__}")

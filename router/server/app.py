@@ -27,9 +27,9 @@ import router
 from router.errors import RouterError
 from router.server.errors import GatewayError, error_body, from_exception
 from router.server.metrics import Metrics
-from router.server.middleware import BodyLimit, RequestContext
+from router.server.middleware import BodyLimit, GatewayKeys, RequestContext
 from router.server.policy_state import PolicyState
-from router.server.routes import build_router
+from router.server.routes import AudioAborted, build_router
 from router.settings import GatewaySettings, default_policy_source
 
 __all__ = ["create_app"]
@@ -75,13 +75,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
-    app.include_router(build_router(state, metrics, keys))
+    app.include_router(build_router(state, metrics))
     for kind in (GatewayError, RouterError, ValueError):  # expected errors: answered, not logged as crashes
         app.add_exception_handler(kind, _handle)
     app.add_exception_handler(Exception, _handle)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(GatewayKeys, keys=keys)
     app.add_middleware(RequestContext)
     app.state.policy = state
     app.state.metrics = metrics
@@ -116,8 +117,26 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(str(detail), kind), status_code=status)
 
 
+class _AbortedStreams(logging.Filter):
+    """Drop uvicorn's "Exception in ASGI application" for an audio stream cut on purpose after its provider
+    broke it: the ``stream_interrupted`` event already tells it, and the traceback is not a crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _only_interruptions(record.exc_info[1]))
+
+
+def _only_interruptions(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is an aborted audio stream, alone or as every leaf of an exception group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_interruptions(inner) for inner in exc.exceptions)
+    return isinstance(exc, AudioAborted)
+
+
 def configure_logging(log_format: str, metrics: Metrics | None = None) -> None:
     """The gateway's logging: events counted into ``metrics``, then rendered as JSON lines or for a console."""
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _AbortedStreams) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_AbortedStreams())
     console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
     processors: list[Any] = [

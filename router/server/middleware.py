@@ -3,10 +3,13 @@
 - :class:`RequestContext`: ``x-request-id`` echoed when the caller sent a sane one, made up otherwise, and
   put in ``scope["state"]`` for the routes and on every response.
 - :class:`BodyLimit`: a request body over the limit is refused with 413 before any route sees it.
+- :class:`GatewayKeys`: ``/v1/`` requests without a valid ``Authorization: Bearer`` key get 401, before
+  their body is read (so even an unparsable body cannot tell an unauthorised caller anything else).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import uuid
@@ -14,7 +17,7 @@ from typing import Any
 
 from router.server.errors import error_body
 
-__all__ = ["BodyLimit", "RequestContext"]
+__all__ = ["BodyLimit", "GatewayKeys", "RequestContext"]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -89,3 +92,30 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+class GatewayKeys:
+    """Require one of ``keys`` as ``Authorization: Bearer`` on ``/v1/`` paths; no keys = open."""
+
+    def __init__(self, app: Any, keys: tuple[bytes, ...]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.keys and scope["path"].startswith("/v1/") and not self._valid(scope):
+            message = "Missing or invalid gateway key: send Authorization: Bearer <key>"
+            payload = json.dumps(error_body(message, "invalid_request_error", "invalid_api_key")).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        await self.app(scope, receive, send)
+
+    def _valid(self, scope: Scope) -> bool:
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        presented = token.strip()
+        matched = False
+        for key in self.keys:  # every key compared, each in constant time: no early exit to time
+            matched |= hmac.compare_digest(presented, key)
+        return scheme.lower() == b"bearer" and matched

@@ -9,26 +9,25 @@ caller goes away, the response generator is cancelled and its ``finally`` closes
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from router import audio
 from router.errors import StreamInterruptedError
 from router.namespaces import last_outcome
-from router.server.errors import GatewayError, error_body
+from router.server.errors import error_body
 from router.server.metrics import CONTENT_TYPE, Metrics
 from router.server.policy_state import Loaded, PolicyState
 from router.speech import AsyncAudioStream
 from router.streaming import AsyncStream
 
-__all__ = ["ChatCompletionRequest", "ImageGenerationRequest", "SpeechRequestBody", "build_router"]
+__all__ = ["AudioAborted", "ChatCompletionRequest", "ImageGenerationRequest", "SpeechRequestBody", "build_router"]
 
 
 class _Body(BaseModel):
@@ -40,7 +39,7 @@ class ChatCompletionRequest(_Body):
 
     model: str = "auto"
     messages: list[dict[str, Any]] = Field(min_length=1)
-    stream: bool = False
+    stream: StrictBool = False
 
 
 class ImageGenerationRequest(_Body):
@@ -64,10 +63,10 @@ class SpeechRequestBody(_Body):
     speed: float | None = Field(None, gt=0)
 
 
-def build_router(state: PolicyState, metrics: Metrics, keys: tuple[bytes, ...]) -> APIRouter:
-    """The gateway's routes over ``state``, counting into ``metrics``, guarded by ``keys`` (none = open)."""
+def build_router(state: PolicyState, metrics: Metrics) -> APIRouter:
+    """The gateway's routes over ``state``, counting into ``metrics``."""
     api = APIRouter()
-    guarded = APIRouter(dependencies=[Depends(_key_check(keys))])
+    guarded = APIRouter()  # gateway keys are checked by router.server.middleware.GatewayKeys, before the body
 
     @guarded.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
@@ -80,11 +79,12 @@ def build_router(state: PolicyState, metrics: Metrics, keys: tuple[bytes, ...]) 
         except BaseException:
             call.finish("failed")
             raise
+        call.answered()
         if isinstance(result, AsyncStream):
             events = call.stream(_sse(result, call.broke))
             return StreamingResponse(events, media_type="text/event-stream", headers=call.headers())
         call.finish("success")
-        return JSONResponse(result.model_dump(exclude_none=True), headers=call.headers())
+        return _json(result, call.headers())
 
     @guarded.post("/v1/images/generations", tags=["openai"])
     async def images_generations(body: ImageGenerationRequest, request: Request) -> Response:
@@ -103,8 +103,9 @@ def build_router(state: PolicyState, metrics: Metrics, keys: tuple[bytes, ...]) 
         except BaseException:
             call.finish("failed")
             raise
+        call.answered()
         call.finish("success")
-        return JSONResponse(result.model_dump(exclude_none=True), headers=call.headers())
+        return _json(result, call.headers())
 
     @guarded.post("/v1/audio/speech", tags=["openai"])
     async def audio_speech(body: SpeechRequestBody, request: Request) -> Response:
@@ -128,6 +129,7 @@ def build_router(state: PolicyState, metrics: Metrics, keys: tuple[bytes, ...]) 
         except BaseException:
             call.finish("failed")
             raise
+        call.answered()
         media_type = audio.MEDIA_TYPES[body.response_format]
         return StreamingResponse(call.stream(_audio(stream)), media_type=media_type, headers=call.headers())
 
@@ -172,6 +174,7 @@ class _Call:
         self._done = False
         self.result = "success"
         """How the request ends; a stream that breaks after its commit sets "interrupted"."""
+        self.provider = ""
         metrics.in_flight.labels(namespace).inc()
 
     def headers(self) -> dict[str, str]:
@@ -185,14 +188,20 @@ class _Call:
             "x-router-attempts": str(len(outcome.attempts)),
         }
 
+    def answered(self) -> None:
+        """The answer (for a stream: its first content) is ready: observe the latency, remember who served."""
+        outcome = last_outcome()
+        self.provider = outcome.candidate.provider if outcome is not None else ""
+        self.metrics.latency.labels(self.namespace, "success").observe(time.monotonic() - self.started)
+
     def finish(self, result: str) -> None:
+        """The request is over: count it, release its policy version."""
         if self._done:
             return
         self._done = True
-        outcome = last_outcome() if result == "success" else None
-        provider = outcome.candidate.provider if outcome is not None else ""
-        self.metrics.requests.labels(self.namespace, provider, result).inc()
-        self.metrics.latency.labels(self.namespace, result).observe(time.monotonic() - self.started)
+        if result == "failed":
+            self.metrics.latency.labels(self.namespace, result).observe(time.monotonic() - self.started)
+        self.metrics.requests.labels(self.namespace, self.provider if result != "failed" else "", result).inc()
         self.metrics.in_flight.labels(self.namespace).dec()
         self.state.release(self.loaded)
 
@@ -226,27 +235,22 @@ async def _sse(stream: AsyncStream, broke: Callable[[], None]) -> AsyncIterator[
         await stream.close()
 
 
+class AudioAborted(Exception):
+    """Raised out of an audio response whose provider broke after the first bytes: the server then cuts the
+    connection, so the client sees an incomplete body instead of a shorter file presented as complete."""
+
+
 async def _audio(stream: AsyncAudioStream) -> AsyncIterator[bytes]:
-    """Audio bytes; a break after the first ones aborts the response (the client sees it cut, not complete)."""
+    """Audio bytes; a break after the first ones aborts the response (see :class:`AudioAborted`)."""
     try:
         async for chunk in stream:
             yield chunk
+    except StreamInterruptedError as exc:
+        raise AudioAborted(str(exc)) from exc
     finally:
         await stream.close()
 
 
-def _key_check(keys: tuple[bytes, ...]) -> Callable[[Request], Awaitable[None]]:
-    async def check(request: Request) -> None:  # async: FastAPI would run a plain function in a thread
-        if not keys:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        presented = token.strip().encode()
-        matched = False
-        for key in keys:  # every key compared, in constant time each: no early exit to time
-            matched |= hmac.compare_digest(presented, key)
-        if scheme.lower() != "bearer" or not matched:
-            raise GatewayError(
-                401, "Missing or invalid gateway key: send Authorization: Bearer <key>", code="invalid_api_key"
-            )
-
-    return check
+def _json(result: BaseModel, headers: dict[str, str]) -> Response:
+    """A response object as JSON, serialised by pydantic in one pass."""
+    return Response(result.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)

@@ -482,6 +482,7 @@ class Upstream:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the default backlog of 5 drops connects when hundreds arrive at once
 
     def __init__(self, address: tuple[str, int], handler: type[_Handler], upstream: Upstream) -> None:
         self.upstream = upstream
