@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal, NamedTuple, Self, TypeAlias
@@ -97,6 +97,15 @@ class SlowFirst:
 
 
 @dataclass(frozen=True, slots=True)
+class Stall:
+    """Stream: headers, the preamble and ``after_chunks`` content chunks, then silence for ``seconds``, then the
+    rest of the answer, complete. Not streamed: headers and half the body, the silence, then the other half."""
+
+    after_chunks: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class NoDone:
     """Stream: a finish reason and a clean end of body, but no terminator event ([DONE] / message_stop)."""
 
@@ -119,6 +128,7 @@ Step: TypeAlias = (
     | Reset
     | Cut
     | SlowFirst
+    | Stall
     | NoDone
     | InBandError
 )
@@ -409,7 +419,7 @@ class Upstream:
                     wire.stream(self.stream_content_type, self._events(out))
             case Malformed():
                 self._malformed(call, wire)
-            case Cut() | SlowFirst() | NoDone() | InBandError():
+            case Cut() | SlowFirst() | Stall() | NoDone() | InBandError():
                 self._stream_fault(step, call, wire)
 
     def _events(self, stream: Stream, *, chunk_delay_s: float = 0, first_delay_s: float = 0) -> Iterator[bytes]:
@@ -420,6 +430,15 @@ class Upstream:
             if delay:
                 self._stopping.wait(delay)
             yield chunk
+        yield from stream.tail
+        yield from stream.done
+
+    def _stalled(self, stream: Stream, after_chunks: int, seconds: float) -> Iterator[bytes]:
+        """The whole stream, silent for ``seconds`` after its first ``after_chunks`` content chunks."""
+        yield from stream.head
+        yield from stream.chunks[:after_chunks]
+        self._stopping.wait(seconds)
+        yield from stream.chunks[after_chunks:]
         yield from stream.tail
         yield from stream.done
 
@@ -452,12 +471,16 @@ class Upstream:
         stream.chunks.insert(min(1, len(stream.chunks)), self.malformed_event(call))
         wire.stream(self.stream_content_type, self._events(stream))
 
-    def _stream_fault(self, step: Cut | SlowFirst | NoDone | InBandError, call: Call, wire: _Wire) -> None:
+    def _stream_fault(self, step: Cut | SlowFirst | Stall | NoDone | InBandError, call: Call, wire: _Wire) -> None:
         if not call.stream:  # the stream-only faults, seen by a non-streaming request
             match step:
                 case Cut():
                     good = json.dumps(self._body_for(call, Reply()).body).encode()
                     wire.truncated(Plain(200, good), len(good) // 2)
+                case Stall(seconds=seconds):
+                    good = self._body_for(call, Reply())
+                    body = json.dumps(good.body).encode()
+                    wire.stalled(Plain(200, body, good.headers), len(body) // 2, lambda: self._stopping.wait(seconds))
                 case InBandError(message=message):
                     wire.send(self.error(self.overloaded_status, message))
                 case SlowFirst(first_chunk_delay_s=delay):
@@ -472,6 +495,8 @@ class Upstream:
                 wire.stream(self.stream_content_type, iter([*stream.head, *stream.chunks[:n]]), cut=True)
             case SlowFirst(first_chunk_delay_s=delay):
                 wire.stream(self.stream_content_type, self._events(stream, first_delay_s=delay))
+            case Stall(after_chunks=n, seconds=seconds):
+                wire.stream(self.stream_content_type, self._stalled(stream, n, seconds))
             case NoDone():
                 stream.done = []
                 wire.stream(self.stream_content_type, self._events(stream))
@@ -558,6 +583,14 @@ class _Wire:
         self._head(plain.status, {"Content-Type": "application/json", "Content-Length": str(len(body))}, plain)
         self.handler.wfile.write(body[:keep])
         self.close()
+
+    def stalled(self, plain: Plain, keep: int, pause: Callable[[], object]) -> None:
+        """Headers promising the whole body, ``keep`` bytes of it, ``pause()``, then the rest."""
+        body = plain.body
+        self._head(plain.status, {"Content-Type": "application/json", "Content-Length": str(len(body))}, plain)
+        self.handler.wfile.write(body[:keep])
+        pause()
+        self.handler.wfile.write(body[keep:])
 
     def stream(
         self, content_type: str, events: Iterator[bytes], *, cut: bool = False, headers: dict[str, str] | None = None

@@ -16,6 +16,8 @@ ContextLength             ``too_long`` (the input-length 400)          ``too_lon
 Cut(after_chunks=n)       headers promising the body, half of it,      ``n`` audio chunks, then a close without the
                           then a close                                 terminating chunk
 SlowFirst(delay)          the reply after ``delay``                    headers at once, the first chunk after ``delay``
+Stall(n, seconds)         half the body, ``seconds`` of silence, the   ``n`` audio chunks, ``seconds`` of silence,
+                          rest                                         the rest
 NoDone                    Reply                                        Reply
 InBandError(message)      ``error(overloaded_status, message)``        the same: binary audio has no in-band errors
 ========================  ===========================================  ===========================================
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import struct
 import zlib
@@ -50,6 +53,7 @@ from .base import (
     Plain,
     Reply,
     SlowFirst,
+    Stall,
     Step,
     Upstream,
     _Wire,
@@ -120,6 +124,10 @@ class MediaUpstream(Upstream):
             case SlowFirst(first_chunk_delay_s=delay):
                 self._stopping.wait(delay)
                 wire.send(self.image_reply(call, Reply()))
+            case Stall(seconds=seconds):
+                good = self.image_reply(call, Reply())
+                body = _bytes(good.body)
+                wire.stalled(Plain(200, body, good.headers), len(body) // 2, lambda: self._stopping.wait(seconds))
             case NoDone():
                 wire.send(self.image_reply(call, Reply()))
 
@@ -134,6 +142,9 @@ class MediaUpstream(Upstream):
                 wire.stream(content_type, iter(pieces[:n]), cut=True, headers=headers)
             case SlowFirst(first_chunk_delay_s=delay):
                 wire.stream(content_type, self._paced(pieces, delay, 0), headers=headers)
+            case Stall(after_chunks=n, seconds=seconds):
+                paced = self._paced(pieces[:n], 0, 0), self._paced(pieces[n:], seconds, 0)
+                wire.stream(content_type, itertools.chain(*paced), headers=headers)
             case _:  # Reply, and Malformed / NoDone, which mean nothing to raw audio
                 self._stopping.wait(reply.delay_s)
                 wire.stream(content_type, self._paced(pieces, 0, reply.chunk_delay_s), headers=headers)

@@ -33,6 +33,7 @@ from tests.upstreams import (
     Reset,
     SlowFirst,
     StabilityUpstream,
+    Stall,
     Status,
     Upstream,
     color_of,
@@ -463,6 +464,20 @@ class TestMediaFaults:
         started = time.monotonic()
         assert wire.post(up).status_code == 200
         assert time.monotonic() - started >= 0.2
+
+    def test_stall_pauses_mid_body_then_completes(self, media: tuple[MediaWire, Upstream]) -> None:
+        """Stall(1, 0.3) holds the rest of the body back for 0.3 s after its first part; the answer is whole."""
+        wire, up = media
+        whole = wire.post(up)
+        up.script(Stall(after_chunks=1, seconds=0.3))
+        started = time.monotonic()
+        stalled = wire.post(up)
+        assert time.monotonic() - started >= 0.25
+        assert (stalled.status_code, stalled.headers["content-type"]) == (200, whole.headers["content-type"])
+        if whole.headers["content-type"].startswith("application/json"):
+            assert stalled.json().keys() == whole.json().keys()
+        else:  # audio or a raw image: the same bytes
+            assert stalled.content == whole.content
 
     def test_malformed_breaks_json_but_not_audio(self, media: tuple[MediaWire, Upstream]) -> None:
         """Malformed breaks an image call's JSON, but a speech call's audio is sent whole (it has no syntax)."""

@@ -37,6 +37,7 @@ from tests.upstreams import (
     Reply,
     Reset,
     SlowFirst,
+    Stall,
     Status,
     Upstream,
     dead_url,
@@ -609,6 +610,41 @@ class TestFaults:
                 arrivals["finish"] = time.monotonic() - started
         assert arrivals["first"] >= 0.35
         assert arrivals["finish"] - arrivals["first"] < 0.3
+
+    def test_stall_goes_silent_mid_stream_then_completes(self, wired: tuple[Wire, Upstream]) -> None:
+        """Stall(1, 0.4) sends the first content chunk at once, nothing for 0.4 s, then the rest, finished."""
+        wire, up = wired
+        up.script(Stall(after_chunks=1, seconds=0.4))
+        started = time.monotonic()
+        response = requests.post(f"http://127.0.0.1:{up.port}{wire.stream_path}", json=wire.stream_body, stream=True)
+        arrivals: dict[str, float] = {}
+        lines = []
+        for line in response.iter_lines():
+            lines.append(line)
+            for word in (b"hello", b"from", wire.finish):
+                if word in line:
+                    arrivals.setdefault(word.decode(), time.monotonic() - started)
+        assert arrivals["hello"] < 0.3
+        assert arrivals["from"] - arrivals["hello"] >= 0.35
+        assert wire.finish.decode() in arrivals
+        assert wire.terminator is None or any(line.startswith(wire.terminator) for line in lines)
+        assert b"alpha" in b"".join(lines)
+
+    def test_stall_holds_half_a_plain_body(self, wired: tuple[Wire, Upstream]) -> None:
+        """Without a stream, Stall sends headers and half the body, pauses, then the rest: whole, but late."""
+        wire, up = wired
+        up.script(Stall(after_chunks=1, seconds=0.4), Stall(after_chunks=1, seconds=1))
+        url = f"http://127.0.0.1:{up.port}{wire.path}"
+        started = time.monotonic()
+        response = requests.post(url, json=wire.body, timeout=2)
+        assert time.monotonic() - started >= 0.35
+        assert b"alpha" in response.content
+        assert response.json()
+        started = time.monotonic()
+        late = requests.post(url, json=wire.body, stream=True, timeout=0.3)
+        assert (late.status_code, time.monotonic() - started < 0.25) == (200, True)  # the headers come at once
+        with pytest.raises(requests.exceptions.ConnectionError, match="Read timed out"):
+            late.content  # noqa: B018 - reading the body is the point
 
     def test_chunk_delay_spaces_the_chunks(self, wired: tuple[Wire, Upstream]) -> None:
         """Reply(chunk_delay_s) waits between content chunks but not before the first."""
