@@ -10,6 +10,7 @@ endpoint; what the other steps mean for an image or a speech call is media.py's 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import struct
@@ -58,6 +59,18 @@ class ContextLength:
 @dataclass(frozen=True, slots=True)
 class ContentFilter:
     """The provider's content-policy rejection (an error or a 200 refusal, as that provider does it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoPrefill:
+    """A model that rejects assistant prefill: a conversation ending with an assistant turn gets the provider's
+    400 (``PREFILL_REJECTED``); any other conversation is answered as ``Reply()``."""
+
+
+PREFILL_REJECTED = (
+    "This model does not support assistant message prefill. The conversation must end with a user message."
+)
+"""Anthropic's wording, which OpenAI-compatible proxies in front of its models pass on unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,7 @@ Step: TypeAlias = (
     | Status
     | ContextLength
     | ContentFilter
+    | NoPrefill
     | Empty
     | Malformed
     | Hang
@@ -149,6 +163,8 @@ class Received:
     headers: dict[str, str]
     json: Any | None
     body: bytes
+    at: float = 0.0
+    """When the request had been read, on the ``time.monotonic()`` clock."""
 
 
 CallKind: TypeAlias = Literal["chat", "images", "speech"]
@@ -162,6 +178,8 @@ class Call:
     stream: bool
     request: Received
     kind: CallKind = "chat"
+    step: Step | None = None
+    """The step the call was given (set on the records in ``Upstream.calls``)."""
 
 
 class Tool(NamedTuple):
@@ -261,9 +279,12 @@ class Upstream:
         self.name = name
         self.models: list[str] = list(models) if models is not None else ["model-a", "model-b"]
         self.received: list[Received] = []
+        self.calls: list[Call] = []
+        """The generation requests among ``received``, in arrival order, each with the step it was given."""
         self.connections = 0
         self.port = 0
         self._steps: deque[Step] = deque()
+        self._default: Step = Reply()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._open: set[socket.socket] = set()
@@ -310,11 +331,18 @@ class Upstream:
         with self._lock:
             self._steps.extend(steps)
 
+    def always(self, step: Step) -> None:
+        """Give every generation request ``step`` once the script is used up (``Reply()`` until this is called)."""
+        with self._lock:
+            self._default = step
+
     def reset(self) -> None:
-        """Forget the queued steps and the recorded requests."""
+        """Forget the queued steps (and ``always``) and the recorded requests and calls."""
         with self._lock:
             self._steps.clear()
+            self._default = Reply()
             self.received.clear()
+            self.calls.clear()
 
     # -- provider hooks ----------------------------------------------------------------------------------------
 
@@ -346,6 +374,15 @@ class Upstream:
         """The provider's content-policy rejection."""
         raise NotImplementedError
 
+    def ends_with_assistant(self, call: Call) -> bool:
+        """Whether the conversation's last turn is the assistant's (a prefill); ``messages[-1].role`` by default."""
+        messages = (call.request.json or {}).get("messages") if isinstance(call.request.json, dict) else None
+        return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
+
+    def prefill_rejection(self, call: Call) -> Plain:
+        """The 400 of a model that does not take assistant prefill, in the provider's error shape."""
+        return self.error(400, PREFILL_REJECTED)
+
     def reply_body(self, call: Call, text: str, tools: list[Tool], finish_reason: str | None) -> Plain:
         """A successful non-streaming response."""
         raise NotImplementedError
@@ -372,9 +409,12 @@ class Upstream:
         with self._lock:
             self.received.append(request)
 
-    def _next_step(self) -> Step:
+    def _next_step(self, call: Call) -> Step:
+        """Pop the call's step and record the call with it, in one go (concurrent calls keep the script's order)."""
         with self._lock:
-            return self._steps.popleft() if self._steps else Reply()
+            step = self._steps.popleft() if self._steps else self._default
+            self.calls.append(dataclasses.replace(call, step=step))
+            return step
 
     def _respond(self, request: Received, wire: _Wire) -> None:
         route = self.route(request)
@@ -385,7 +425,7 @@ class Upstream:
         elif isinstance(route, Plain):
             wire.send(route)
         else:
-            self._play(self._next_step(), route, wire)
+            self._play(self._next_step(route), route, wire)
 
     def _play(self, step: Step, call: Call, wire: _Wire) -> None:
         match step:  # the same on every endpoint
@@ -402,7 +442,7 @@ class Upstream:
                 wire.reset()
                 return
         if call.kind != "chat":
-            self.play_media(step, call, wire)
+            self.play_media(Reply() if isinstance(step, NoPrefill) else step, call, wire)  # no conversation there
             return
         match step:
             case Reply():
@@ -411,6 +451,11 @@ class Upstream:
                 self._reply(Reply(content=""), call, wire)
             case ContextLength():
                 wire.send(self.context_length(call))
+            case NoPrefill():
+                if self.ends_with_assistant(call):
+                    wire.send(self.prefill_rejection(call))
+                else:
+                    self._reply(Reply(), call, wire)
             case ContentFilter():
                 out = self.content_filter(call)
                 if isinstance(out, Plain):
@@ -557,7 +602,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in self.headers.items():
             headers[key.lower()] = f"{headers[key.lower()]}, {value}" if key.lower() in headers else value
         parsed = self.server.upstream.parse_body(headers, body)
-        request = Received(self.command, url.path, dict(parse_qsl(url.query)), headers, parsed, body)
+        at = time.monotonic()
+        request = Received(self.command, url.path, dict(parse_qsl(url.query)), headers, parsed, body, at)
         self.server.upstream._record(request)
         try:
             self.server.upstream._respond(request, _Wire(self))
@@ -612,6 +658,11 @@ class _Wire:
         self.handler.close_connection = True
         with contextlib.suppress(OSError):
             self.handler.connection.shutdown(socket.SHUT_WR)
+
+    def always(self, step: Step) -> None:
+        """Give every generation request ``step`` once the script is used up (``Reply()`` until this is called)."""
+        with self._lock:
+            self._default = step
 
     def reset(self) -> None:
         """Close with SO_LINGER (1, 0) so the peer gets an RST and not one response byte."""

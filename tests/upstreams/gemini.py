@@ -104,6 +104,10 @@ class GeminiUpstream(Upstream):
             return Plain(200, blocked)
         return Stream(head=[], chunks=[], tail=[sse(blocked)], done=[])
 
+    def ends_with_assistant(self, call: Call) -> bool:
+        contents = _contents(call)
+        return bool(contents) and isinstance(contents[-1], dict) and contents[-1].get("role") == "model"
+
     def reply_body(self, call: Call, text: str, tools: list[Tool], finish_reason: str | None) -> Plain:
         parts: list[dict[str, Any]] = [{"text": text}] if text else []
         parts += [{"functionCall": {"name": t.name, "args": t.args}} for t in tools]

@@ -23,6 +23,7 @@ from google.genai import types as genai_types
 from pydantic import TypeAdapter
 
 from tests.upstreams import (
+    PREFILL_REJECTED,
     AnthropicUpstream,
     ContentFilter,
     ContextLength,
@@ -33,6 +34,7 @@ from tests.upstreams import (
     InBandError,
     Malformed,
     NoDone,
+    NoPrefill,
     OpenAIUpstream,
     Reply,
     Reset,
@@ -267,6 +269,15 @@ class TestOpenAIChat:
         with pytest.raises(openai.BadRequestError) as caught:
             openai_client(oai).chat.completions.create(model="m", messages=MESSAGES, stream=True)
         assert caught.value.code == "content_policy_violation"
+
+    def test_prefill_rejection_is_a_bad_request(self, oai: OpenAIUpstream) -> None:
+        """NoPrefill with a trailing assistant turn is the SDK's BadRequestError carrying the provider's words."""
+        oai.script(NoPrefill())
+        prefill = [*MESSAGES, {"role": "assistant", "content": "Sure,"}]
+        with pytest.raises(openai.BadRequestError) as caught:
+            openai_client(oai).chat.completions.create(model="m", messages=prefill)  # type: ignore[arg-type]
+        assert caught.value.message.endswith(PREFILL_REJECTED)
+        assert caught.value.type == "invalid_request_error"
 
     def test_server_error_and_auth_error_are_typed(self, oai: OpenAIUpstream) -> None:
         """Status(500) raises InternalServerError and Status(401) AuthenticationError."""
@@ -722,6 +733,23 @@ class TestFaults:
         assert (response.headers["retry-after"], response.headers["x-extra"]) == ("5", "1")
         assert "down" in json.dumps(response.json()["error"])
 
+    def test_no_prefill_rejects_only_a_conversation_ending_with_the_assistant(
+        self, wired: tuple[Wire, Upstream]
+    ) -> None:
+        """NoPrefill answers a normal conversation, and a trailing assistant turn with the provider's 400."""
+        wire, up = wired
+        up.script(NoPrefill(), NoPrefill())
+        url = f"http://127.0.0.1:{up.port}{wire.path}"
+        assert requests.post(url, json=wire.body).status_code == 200
+        body = json.loads(json.dumps(wire.body))
+        if "messages" in body:
+            body["messages"].append({"role": "assistant", "content": "Sure, here"})
+        else:
+            body["contents"].append({"role": "model", "parts": [{"text": "Sure, here"}]})
+        rejected = requests.post(url, json=body)
+        assert rejected.status_code == 400
+        assert PREFILL_REJECTED in json.dumps(rejected.json())
+
     def test_unknown_path_is_404(self, wired: tuple[Wire, Upstream]) -> None:
         """A path the provider does not serve is a 404 in its error shape, and consumes no step."""
         wire, up = wired
@@ -782,6 +810,34 @@ class TestBookkeeping:
             client.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content for _ in "ab"
         ]
         assert contents == ["two", "hello from alpha"]
+
+    def test_calls_record_each_generation_request_with_its_step_and_time(self, oai: OpenAIUpstream) -> None:
+        """calls lists generation requests only, in order, with the step each got; received times increase."""
+        oai.script(Status(503))
+        client = openai_client(oai)
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+        client.models.list()
+        time.sleep(0.05)
+        client.chat.completions.create(model="m", messages=MESSAGES, stream=True).close()
+        assert [(c.model, c.stream, c.step) for c in oai.calls] == [("m", False, Status(503)), ("m", True, Reply())]
+        first, listing, second = oai.received
+        assert first.at < listing.at < second.at
+        assert second.at - first.at >= 0.05
+        assert oai.calls[1].request is second
+
+    def test_always_replaces_the_default_reply(self, oai: OpenAIUpstream) -> None:
+        """After the script, every request gets the ``always`` step; reset() restores Reply()."""
+        oai.script(Reply(content="scripted"))
+        oai.always(Status(503, "always down"))
+        client = openai_client(oai)
+        assert client.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content == "scripted"
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError, match="always down"):
+                client.chat.completions.create(model="m", messages=MESSAGES)
+        oai.reset()
+        assert client.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
+        assert len(oai.calls) == 1
 
     def test_reset_clears_script_and_received(self, oai: OpenAIUpstream) -> None:
         """reset() forgets queued steps and recorded requests."""
