@@ -19,8 +19,10 @@ from router import chat, events, images, speech
 from router.client import ClientBase, models_of
 from router.errors import ProviderError
 from router.executor import Deadline, Outcome, execute_async
+from router.health import AsyncHealthStore, open_async_store
 from router.namespaces import Namespace, ProviderChoice, model_list
 from router.policy import NAMESPACES
+from router.settings import state_url
 from router.speech import AsyncAudioStream
 from router.streaming import AsyncStream
 from router.transport import Proxies
@@ -30,7 +32,7 @@ from router.types import ChatCompletion, ImagesResponse, ModelList
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(ClientBase[AiohttpTransport]):
+class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
     """Chat, images and speech across a policy's providers, from asyncio code.
 
     Takes exactly :class:`~router.client.Client`'s arguments. Close it with ``await client.aclose()`` or use
@@ -60,6 +62,9 @@ class AsyncClient(ClientBase[AiohttpTransport]):
     def _transport(self, base_url: str, proxies: Proxies | None) -> AiohttpTransport:
         return AiohttpTransport(base_url, proxies)
 
+    def _open_health(self) -> AsyncHealthStore:
+        return open_async_store(self.resolver.health, state_url())
+
     async def run(
         self,
         namespace: str,
@@ -75,7 +80,7 @@ class AsyncClient(ClientBase[AiohttpTransport]):
         await self.discover(namespace)
         route = self.begin(namespace, model, provider, log)
         deadline = Deadline(self.resolver.deadline_s)
-        outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline)
+        outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline, health=self.health)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
 
@@ -100,11 +105,13 @@ class AsyncClient(ClientBase[AiohttpTransport]):
         return models_of(adapter, response)
 
     async def aclose(self) -> None:
-        """Close every provider's connections."""
+        """Close every provider's connections (and the health store, unless it was given)."""
         with self._lock:
             handles, self._handles = self._handles, {}
         for _, transport in handles.values():
             await transport.aclose()
+        if self._owns_health:
+            await self.health.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -21,17 +21,19 @@ from router.adapters import Adapter, adapter_class
 from router.compiler import compile_policy
 from router.errors import InvalidResponseError, ProviderError, did_you_mean
 from router.executor import Deadline, Outcome, execute
+from router.health import HealthStore, open_store
 from router.loader import load_policy
 from router.namespaces import Audio, Chat, Images, Models, ProviderChoice
 from router.policy import NAMESPACES, Policy
 from router.resolver import Availability, ProviderSpec, Resolver, Route
-from router.settings import default_policy_source, key_value, output_dir, present_keys
+from router.settings import default_policy_source, key_value, output_dir, present_keys, state_url
 from router.transport import HttpResponse, Proxies, RequestsTransport
 
 __all__ = ["Client", "ClientBase", "load_resolver"]
 
 PolicySource = str | os.PathLike[str] | Mapping[str, Any] | Policy | Resolver | None
 TransportT = TypeVar("TransportT")
+HealthT = TypeVar("HealthT")
 
 
 def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
@@ -43,7 +45,7 @@ def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
     return policy, compile_policy(policy)
 
 
-class ClientBase(Generic[TransportT]):
+class ClientBase(Generic[TransportT, HealthT]):
     """What :class:`Client` and :class:`~router.async_client.AsyncClient` share: the compiled policy, keys,
     preferred providers, exclusions, one adapter and transport per provider, and the events around a request.
     The constructor's parameters are documented on :class:`Client`."""
@@ -63,6 +65,10 @@ class ClientBase(Generic[TransportT]):
         **kwargs: Any,
     ) -> None:
         self._policy, self._resolver = load_resolver(policy)
+        health = kwargs.pop("health", None)
+        self._owns_health = health is None
+        self.health: HealthT = health if health is not None else self._open_health()
+        """Where provider health lives (``Client(health=store)`` shares one store between clients)."""
         self._api_key = api_key
         self._proxies = dict(proxies) if proxies else None
         self._keys = present_keys(p.api_key_env for p in self._resolver.providers)
@@ -112,6 +118,9 @@ class ClientBase(Generic[TransportT]):
         return found
 
     def _transport(self, base_url: str, proxies: Proxies | None) -> TransportT:
+        raise NotImplementedError
+
+    def _open_health(self) -> HealthT:
         raise NotImplementedError
 
     def _key_for(self, spec: ProviderSpec) -> str | None:
@@ -243,7 +252,7 @@ def _adapter_or_none(name: str) -> type[Adapter] | None:
         return None
 
 
-class Client(ClientBase[RequestsTransport]):
+class Client(ClientBase[RequestsTransport, HealthStore]):
     """Chat, images and speech across the providers of a routing policy, from plain (threaded) code.
 
     ``policy``: a path, a mapping, a :class:`~router.Policy` or a compiled :class:`~router.Resolver`; by
@@ -253,8 +262,10 @@ class Client(ClientBase[RequestsTransport]):
     every ``auth: required`` provider that has no key of its own. ``exclude`` (and ``exclude_images``,
     ``exclude_tts``) add to the policy's exclusions. ``proxies`` go to every provider's session.
     ``print_provider_info`` prints ``provider:model`` as each request succeeds. ``output_dir`` (a keyword, or
-    ``$ROUTER_OUTPUT_DIR``) is where speech files, and images delivered as files, are written. Other keyword
-    arguments are defaults for every chat call (``Client(temperature=0)``).
+    ``$ROUTER_OUTPUT_DIR``) is where speech files, and images delivered as files, are written. ``health`` (a
+    keyword) is a :class:`~router.health.HealthStore` to share with other clients; by default each client
+    opens the one ``$ROUTER_STATE_URL`` or the policy's ``health.store`` names. Other keyword arguments are
+    defaults for every chat call (``Client(temperature=0)``).
     """
 
     @cached_property
@@ -280,6 +291,9 @@ class Client(ClientBase[RequestsTransport]):
     def _transport(self, base_url: str, proxies: Proxies | None) -> RequestsTransport:
         return RequestsTransport(base_url, proxies)
 
+    def _open_health(self) -> HealthStore:
+        return open_store(self._resolver.health, state_url())
+
     def run(
         self,
         namespace: str,
@@ -294,7 +308,8 @@ class Client(ClientBase[RequestsTransport]):
         started = time.monotonic()
         self.discover(namespace)
         route = self.begin(namespace, model, provider, log)
-        outcome = execute(self._resolver, route, attempt, log=log, deadline=Deadline(self._resolver.deadline_s))
+        deadline = Deadline(self._resolver.deadline_s)
+        outcome = execute(self._resolver, route, attempt, log=log, deadline=deadline, health=self.health)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
 
@@ -319,11 +334,13 @@ class Client(ClientBase[RequestsTransport]):
         return models_of(adapter, response)
 
     def close(self) -> None:
-        """Close every provider's connections."""
+        """Close every provider's connections (and the health store, unless it was given)."""
         with self._lock:
             handles, self._handles = self._handles, {}
         for _, transport in handles.values():
             transport.close()
+        if self._owns_health:
+            self.health.close()
 
     def __enter__(self) -> Client:
         return self

@@ -19,12 +19,13 @@ from typing import Any
 from router import checks
 from router._yaml import Positions
 from router.errors import PolicyError
+from router.health import HealthRules
 from router.loader import load_policy
 from router.matching import ModelIndex
 from router.policy import NAMESPACES, Policy, RouteRules
 from router.resolver import PinRule, ProviderSpec, Resolver, RetryPlan, Table
 
-__all__ = ["compile_policy"]
+__all__ = ["compile_health", "compile_policy"]
 
 
 def compile_policy(policy: Policy | Mapping[str, Any]) -> Resolver:
@@ -55,6 +56,7 @@ def compile_policy(policy: Policy | Mapping[str, Any]) -> Resolver:
         failover_on=frozenset(policy.failover.on),
         deadline_s=policy.failover.deadline_s,
         stream_resume=policy.stream.resume,
+        health=compile_health(policy),
         seed=policy.seed,
     )
 
@@ -134,3 +136,17 @@ def _table(ns: str, rules: RouteRules, providers: tuple[ProviderSpec, ...], by_n
 def _pin_entry(entry: str, by_name: Mapping[str, int]) -> tuple[int, str | None]:
     provider, _, model = entry.partition("/")
     return by_name[provider.casefold()], model or None
+
+
+def compile_health(policy: Policy) -> HealthRules:
+    """The policy's ``health:`` section, compiled."""
+    health = policy.health
+    return HealthRules(
+        enabled=health.enabled,
+        failure_threshold=health.failure_threshold,
+        cooldown_s=health.cooldown_s,
+        probes=health.probes,
+        scope=health.scope,
+        on=frozenset(health.on),
+        store=health.store,
+    )

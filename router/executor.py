@@ -9,6 +9,11 @@ The first attempt at a candidate runs directly; a ``Retrying`` (built fresh from
 :class:`~router.resolver.RetryPlan`) takes over only once it failed with a retryable class, so the common
 case pays nothing for the retry machinery.
 
+Provider health (:mod:`router.health`) is read once per request: cooled-down candidates are moved behind
+every healthy one (tried last, not never), a half-open one runs only with a probe slot, every failure of a
+class the health rules count is written to the store, and a success clears the provider's state. Each
+state change this request caused is one ``provider_cooled_down`` / ``provider_recovered`` event.
+
 The executor knows nothing of HTTP or of namespaces: ``attempt(candidate, spec, remaining_s)`` does the
 work and raises :class:`~router.errors.ProviderError` on failure. :func:`execute_async` walks the same way
 for coroutine attempts (the AsyncClient and the gateway), sharing every decision with :func:`execute`.
@@ -33,6 +38,7 @@ from router.errors import (
     ProviderConnectionError,
     ProviderError,
 )
+from router.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
 from router.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
 
 __all__ = ["Deadline", "Outcome", "execute", "execute_async"]
@@ -78,21 +84,29 @@ def execute(
     *,
     log: events.Logger,
     deadline: Deadline,
+    health: HealthStore | None = None,
 ) -> Outcome[T]:
     """Walk ``route.queue`` until an attempt succeeds; raise when none can.
 
-    Raises the ProviderError itself for a class that neither retries nor fails over (a malformed request, a
-    content filter), :class:`DeadlineExceededError` when the budget ran out, and otherwise
+    ``health`` is the client's health store (none: every candidate is taken as healthy). Raises the
+    ProviderError itself for a class that neither retries nor fails over (a malformed request, a content
+    filter), :class:`DeadlineExceededError` when the budget ran out, and otherwise
     :class:`AllProvidersFailedError` listing every attempt.
     """
-    walk = _Walk(resolver, route, log, deadline)
+    walk = _Walk(resolver, route, log, deadline, health.snapshot() if health is not None else HEALTHY)
     for position, runner in walk.runners(attempt):
+        if runner.probe and health is not None and not health.claim_probe(runner.key, resolver.health):
+            walk.defer(runner.candidate)
+            continue
+        runner.health = health
         try:
             value = runner.run()
         except ProviderError as exc:
             if walk.fails_over(exc):
                 continue
             raise
+        if health is not None and walk.has_state(runner.key):
+            walk.changed(runner.candidate, health.succeeded(runner.key))
         return walk.outcome(runner, value, position)
     raise walk.gave_up()
 
@@ -104,16 +118,23 @@ async def execute_async(
     *,
     log: events.Logger,
     deadline: Deadline,
+    health: AsyncHealthStore | None = None,
 ) -> Outcome[T]:
     """:func:`execute` for coroutine attempts: the same walk, decisions and events, with tenacity's AsyncRetrying."""
-    walk = _Walk(resolver, route, log, deadline)
+    walk = _Walk(resolver, route, log, deadline, await health.snapshot() if health is not None else HEALTHY)
     for position, runner in walk.runners(attempt):
+        if runner.probe and health is not None and not await health.claim_probe(runner.key, resolver.health):
+            walk.defer(runner.candidate)
+            continue
+        runner.async_health = health
         try:
             value: T = await runner.run_async()
         except ProviderError as exc:
             if walk.fails_over(exc):
                 continue
             raise
+        if health is not None and walk.has_state(runner.key):
+            walk.changed(runner.candidate, await health.succeeded(runner.key))
         return walk.outcome(runner, value, position)
     raise walk.gave_up()
 
@@ -121,26 +142,71 @@ async def execute_async(
 class _Walk:
     """The queue walk shared by both executors: which candidate next, and what a failure means."""
 
-    def __init__(self, resolver: Resolver, route: Route, log: events.Logger, deadline: Deadline) -> None:
+    def __init__(
+        self, resolver: Resolver, route: Route, log: events.Logger, deadline: Deadline, snapshot: Snapshot
+    ) -> None:
         self.resolver, self.route, self.log, self.deadline = resolver, route, log, deadline
+        self.snapshot = snapshot
         self.attempts: list[Attempt] = []
+        self.failed_keys: set[str] = set()
+        """Health keys that failed during this request (their state must be cleared on success)."""
+        self._later: list[Candidate] = []
 
     def runners(self, attempt: Any) -> Iterator[tuple[int, _Runner[Any]]]:
-        for position, candidate in enumerate(self.route.queue):
+        """The queue in health order: healthy and half-open candidates in place, cooled-down ones last."""
+        rules, snapshot = self.resolver.health, self.snapshot
+        position = 0
+        for candidate in self.route.queue:
+            key = rules.key(candidate.provider, candidate.model)
+            status = snapshot.status(key) if rules.enabled else "healthy"
+            if status == "cooled":
+                self._later.append(candidate)
+                continue
             if self.deadline.remaining() <= 0:
                 return
-            yield (
-                position,
-                _Runner(
-                    candidate=candidate,
-                    spec=self.resolver.provider(candidate.provider),
-                    attempt=attempt,
-                    plan=self.resolver.retry,
-                    deadline=self.deadline,
-                    attempts=self.attempts,
-                    log=self.log,
-                ),
+            yield position, self._runner(candidate, key, attempt, probe=status == "half_open")
+            position += 1
+        while self._later:  # a cooled-down provider is tried last rather than never
+            if self.deadline.remaining() <= 0:
+                return
+            candidate = self._later.pop(0)
+            yield position, self._runner(candidate, rules.key(candidate.provider, candidate.model), attempt)
+            position += 1
+
+    def defer(self, candidate: Candidate) -> None:
+        """A half-open candidate whose probe slots are taken: try it after the healthy ones."""
+        self._later.append(candidate)
+
+    def has_state(self, key: str) -> bool:
+        """Whether a success of ``key`` must be written to the store (it had state, or failed just now)."""
+        return key in self.snapshot.states or key in self.failed_keys
+
+    def changed(self, candidate: Candidate, change: Change | None) -> None:
+        """Log the state change a write to the health store caused."""
+        if change is None:
+            return
+        model = candidate.model if self.resolver.health.scope == "model" else None
+        if change.state == "cooled_down":
+            events.provider_cooled_down(
+                self.log,
+                provider=candidate.provider,
+                model=model,
+                reason=change.reason,
+                failures=change.failures,
+                cooldown_s=change.cooldown_s,
             )
+        else:
+            events.provider_recovered(self.log, provider=candidate.provider, model=model, failures=change.failures)
+
+    def _runner(self, candidate: Candidate, key: str, attempt: Any, *, probe: bool = False) -> _Runner[Any]:
+        return _Runner(
+            candidate=candidate,
+            spec=self.resolver.provider(candidate.provider),
+            attempt=attempt,
+            walk=self,
+            key=key,
+            probe=probe,
+        )
 
     def fails_over(self, exc: ProviderError) -> bool:
         """Log the candidate's last failure with what happens next; False means raise it to the caller."""
@@ -167,18 +233,15 @@ class _Runner(Generic[T]):
     """Retries of one candidate: tenacity's stop, wait and retry decisions, and the attempt records."""
 
     def __init__(
-        self,
-        *,
-        candidate: Candidate,
-        spec: ProviderSpec,
-        attempt: Any,
-        plan: RetryPlan,
-        deadline: Deadline,
-        attempts: list[Attempt],
-        log: events.Logger,
+        self, *, candidate: Candidate, spec: ProviderSpec, attempt: Any, walk: _Walk, key: str, probe: bool
     ) -> None:
-        self.candidate, self.spec, self.attempt = candidate, spec, attempt
-        self.plan, self.deadline, self.attempts, self.log = plan, deadline, attempts, log
+        self.candidate, self.spec, self.attempt, self.walk = candidate, spec, attempt, walk
+        self.plan: RetryPlan = walk.resolver.retry
+        self.deadline, self.attempts, self.log = walk.deadline, walk.attempts, walk.log
+        self.key, self.probe = key, probe
+        """The candidate's health key, and whether it runs as a half-open probe."""
+        self.health: HealthStore | None = None
+        self.async_health: AsyncHealthStore | None = None
         self.count = 0
         self.elapsed_ms = 0.0
         self._next_wait = 0.0
@@ -221,6 +284,8 @@ class _Runner(Generic[T]):
             return self.attempt(self.candidate, self.spec, self.deadline.remaining())  # type: ignore[no-any-return]
         except ProviderError as exc:
             self._failed(exc, started)
+            if self.health is not None and (counted := self._counted(exc)):
+                self.walk.changed(self.candidate, self.health.failed(self.key, self.walk.resolver.health, *counted))
             raise
         finally:
             self.elapsed_ms = (time.monotonic() - started) * 1000
@@ -231,6 +296,9 @@ class _Runner(Generic[T]):
             return await self.attempt(self.candidate, self.spec, self.deadline.remaining())  # type: ignore[no-any-return]
         except ProviderError as exc:
             self._failed(exc, started)
+            if self.async_health is not None and (counted := self._counted(exc)):
+                rules = self.walk.resolver.health
+                self.walk.changed(self.candidate, await self.async_health.failed(self.key, rules, *counted))
             raise
         finally:
             self.elapsed_ms = (time.monotonic() - started) * 1000
@@ -255,6 +323,14 @@ class _Runner(Generic[T]):
                 exc.message,
             )
         )
+
+    def _counted(self, exc: ProviderError) -> tuple[float | None] | None:
+        """Whether the failure counts against the provider's health: (its Retry-After for a 429), else None."""
+        rules = self.walk.resolver.health
+        if not rules.counts(exc.error_class):
+            return None
+        self.walk.failed_keys.add(self.key)
+        return (exc.retry_after_s if exc.error_class == "rate_limit" else None,)
 
     def _retries(self, exc: ProviderError) -> bool:
         """Whether the failure of attempt number ``self.count`` is retried (the wait is then ``_next_wait``)."""

@@ -28,6 +28,7 @@ __all__ = [
     "ErrorClass",
     "Expectation",
     "Failover",
+    "Health",
     "Namespace",
     "Order",
     "Pin",
@@ -263,6 +264,31 @@ class Failover(_Model):
     """One budget for the whole request, retries and failovers included, in seconds."""
 
 
+class Health(_Model):
+    """Provider health: a provider that keeps failing cools down and is tried last until probes say it is back."""
+
+    failure_threshold: int = Field(3, ge=1)
+    """Consecutive failures (of the classes in ``on``) that cool a provider down."""
+    cooldown_s: float = Field(10.0, gt=0)
+    """How long a cooled-down provider is tried last; then ``probes`` requests decide whether it is back."""
+    probes: int = Field(1, ge=1)
+    """Requests let through at once after a cooldown (half-open); a success recovers it, a failure cools it again."""
+    scope: Literal["provider", "model"] = "provider"
+    """What cools down: the whole provider, or one provider+model pair."""
+    on: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter", "context_length", "bad_request")] = (
+        "timeout",
+        "connect",
+        "rate_limit",
+        "server_error",
+        "invalid_response",
+    )
+    """Error classes that count as a failure of the provider itself (a 429 with Retry-After always cools down)."""
+    store: Annotated[str, StringConstraints(pattern=r"^(memory|rediss?://\S+|unix://\S+)$")] = "memory"
+    """Where health lives: memory (this process) or a Redis URL shared by every replica; $ROUTER_STATE_URL wins."""
+    enabled: bool = True
+    """False: every provider is always tried in queue order, however often it fails."""
+
+
 class Stream(_Model):
     """Streaming behaviour."""
 
@@ -325,6 +351,8 @@ class Policy(_Model):
     """Failing over to the next candidate."""
     stream: Stream = Stream()
     """Streaming behaviour."""
+    health: Health = Health()
+    """Provider health: cooldown after repeated failures, and where that state is kept."""
     tests: tuple[PolicyTest, ...] = ()
     """Routing expectations checked by router validate."""
 

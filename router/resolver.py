@@ -24,6 +24,7 @@ from itertools import islice
 from typing import Literal, TypeVar
 
 from router.errors import NoRouteError, did_you_mean
+from router.health import HealthRules
 from router.matching import ModelIndex
 
 __all__ = [
@@ -292,6 +293,7 @@ class Resolver:
     deadline_s: float
     stream_resume: str
     seed: int | None
+    health: HealthRules = field(default_factory=HealthRules)
     names: tuple[str, ...] = field(init=False)
     by_name: Mapping[str, int] = field(init=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)

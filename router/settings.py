@@ -25,6 +25,7 @@ __all__ = [
     "key_value",
     "output_dir",
     "present_keys",
+    "state_url",
 ]
 
 
@@ -37,6 +38,8 @@ class RouterSettings(BaseSettings):
     """ROUTER_POLICY: the policy file used when none is given explicitly."""
     output_dir: Path | None = None
     """ROUTER_OUTPUT_DIR: where speech files (and images delivered as files) are written."""
+    state_url: str | None = None
+    """ROUTER_STATE_URL: the Redis URL of shared provider health; wins over the policy's ``health.store``."""
 
 
 class GatewaySettings(BaseSettings):
@@ -113,3 +116,8 @@ def output_dir(configured: str | os.PathLike[str] | None) -> Path | None:
     if configured is not None:
         return Path(configured)
     return RouterSettings().output_dir
+
+
+def state_url() -> str | None:
+    """``$ROUTER_STATE_URL``: where provider health is shared, overriding the policy's ``health.store``."""
+    return RouterSettings().state_url or None

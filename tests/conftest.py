@@ -11,6 +11,7 @@ import structlog
 
 from router import PolicyError, Resolver, compile_policy, load_policy
 
+from .redis_server import RedisServer
 from .upstreams import OpenAIUpstream, Upstream
 
 GOOD = textwrap.dedent(
@@ -121,6 +122,14 @@ def http_policy(*ups: Any, models: tuple[str, ...] = ("m",), **top: Any) -> dict
 
 USER = [{"role": "user", "content": "hi"}]
 """The smallest conversation."""
+
+
+@pytest.fixture
+def redis_server() -> Any:
+    """A real redis-server on a free port, killed after the test."""
+    server = RedisServer().start()
+    yield server
+    server.close()
 
 
 @pytest.fixture(autouse=True)

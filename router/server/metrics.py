@@ -7,10 +7,12 @@ failover the executor decides is counted exactly where it is logged. Each app ha
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from router.health import Snapshot
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -45,13 +47,33 @@ class Metrics:
         self.in_flight = Gauge(
             "router_in_flight_requests", "Requests being served, by namespace.", ["namespace"], registry=self.registry
         )
+        self.health_changes = Counter(
+            "router_provider_health_changes",
+            "Provider health changes this replica caused, by provider and new state (cooled_down, recovered).",
+            ["provider", "state"],
+            registry=self.registry,
+        )
+        self.cooled = Gauge(
+            "router_providers_cooled_down",
+            "Providers (or provider/model keys) cooling down now, read from the health store at scrape time.",
+            registry=self.registry,
+        )
+        self.store_degraded = Gauge(
+            "router_health_store_degraded",
+            "1 while the shared health store is unreachable and this replica keeps health in process.",
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "router_policy_reloads", "Policy loads by result (loaded, rejected).", ["result"], registry=self.registry
         )
 
     def processor(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """A structlog processor counting ``attempt_failed`` events; passes every event on unchanged."""
-        if event.get("event") == "attempt_failed":
+        name = event.get("event")
+        if name in ("provider_cooled_down", "provider_recovered"):
+            state = "cooled_down" if name == "provider_cooled_down" else "recovered"
+            self.health_changes.labels(event.get("provider", ""), state).inc()
+        elif name == "attempt_failed":
             self.attempt_failures.labels(
                 event.get("namespace", ""),
                 event.get("provider", ""),
@@ -59,6 +81,11 @@ class Metrics:
                 event.get("action", ""),
             ).inc()
         return event
+
+    def observe_health(self, snapshot: Snapshot, store: Mapping[str, Any]) -> None:
+        """Set the health gauges from the store, as a scrape reads them."""
+        self.cooled.set(sum(1 for key in snapshot.states if snapshot.status(key) != "healthy"))
+        self.store_degraded.set(1 if store.get("degraded") else 0)
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format."""

@@ -94,15 +94,18 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
+_GUARDED = ("/v1/", "/admin/")
+
+
 class GatewayKeys:
-    """Require one of ``keys`` as ``Authorization: Bearer`` on ``/v1/`` paths; no keys = open."""
+    """Require one of ``keys`` as ``Authorization: Bearer`` on ``/v1/`` and ``/admin/`` paths; no keys = open."""
 
     def __init__(self, app: Any, keys: tuple[bytes, ...]) -> None:
         self.app = app
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.keys and scope["path"].startswith("/v1/") and not self._valid(scope):
+        if scope["type"] == "http" and self.keys and scope["path"].startswith(_GUARDED) and not self._valid(scope):
             message = "Missing or invalid gateway key: send Authorization: Bearer <key>"
             payload = json.dumps(error_body(message, "invalid_request_error", "invalid_api_key")).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]

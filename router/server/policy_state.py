@@ -5,6 +5,9 @@ and compiled in a worker thread, off the request path; a valid one becomes the c
 assignment, so a request that started on the old version finishes on it (it holds its client), and the old
 client's connections are closed once nothing uses it any more. An invalid change is rejected with the
 ``policy_rejected`` event and its ``file:line:col`` errors, counted, and the old version keeps serving.
+
+Provider health outlives reloads: every version shares one health store, reopened only when a reload
+changes where it lives (``health.store``; ``$ROUTER_STATE_URL`` wins over it).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from typing import Any
 
 from router import events
 from router.async_client import AsyncClient
+from router.compiler import compile_health
 from router.errors import PolicyError
+from router.health import AsyncHealthStore, open_async_store
 from router.loader import LoadedPolicy, read_policy
+from router.settings import state_url
 
 __all__ = ["Loaded", "PolicyState"]
 
@@ -66,6 +72,13 @@ class PolicyState:
         self._fingerprint: tuple[int, int] | None = None
         self._in_use: dict[int, int] = {}
         self._lock = asyncio.Lock()
+        self._health: tuple[str, AsyncHealthStore] | None = None
+        self._retired_health: list[AsyncHealthStore] = []
+
+    @property
+    def health(self) -> AsyncHealthStore | None:
+        """The health store every loaded version uses."""
+        return self._health[1] if self._health is not None else None
 
     async def load(self) -> None:
         """Load the file now; the first load raises on a bad policy (there is nothing to keep serving)."""
@@ -103,9 +116,11 @@ class PolicyState:
         self._in_use[key] = self._in_use.get(key, 1) - 1
 
     async def close(self) -> None:
-        """Close the current client's connections (at shutdown)."""
+        """Close the current client's connections and the health store (at shutdown)."""
         if self.current is not None:
             await self.current.client.aclose()
+        for store in [*self._retired_health, *([self._health[1]] if self._health else [])]:
+            await store.aclose()
 
     async def _load(self, *, first: bool) -> None:
         stat = self.path.stat()
@@ -133,7 +148,13 @@ class PolicyState:
 
     def _compile(self) -> tuple[LoadedPolicy, AsyncClient]:
         loaded = read_policy(self.path)
-        return loaded, AsyncClient(loaded.policy, output_dir=self._output_dir)
+        where = state_url() or loaded.policy.health.store
+        if self._health is None or self._health[0] != where:
+            store = open_async_store(compile_health(loaded.policy), where)
+            if self._health is not None:
+                self._retired_health.append(self._health[1])  # closed at shutdown: old requests may use it
+            self._health = (where, store)
+        return loaded, AsyncClient(loaded.policy, output_dir=self._output_dir, health=self._health[1])
 
     async def _retire(self, previous: Loaded) -> None:
         """Close an old version's connections once its last request is done (or after a long limit)."""

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from router import audio
+from router.async_client import AsyncClient
 from router.errors import StreamInterruptedError
 from router.namespaces import last_outcome
 from router.server.errors import error_body
@@ -142,6 +143,14 @@ def build_router(state: PolicyState, metrics: Metrics) -> APIRouter:
             state.release(loaded)
         return JSONResponse(listing.model_dump())
 
+    _operations(api, guarded, state, metrics)
+    api.include_router(guarded)
+    return api
+
+
+def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics: Metrics) -> None:
+    """Probes, metrics and the admin endpoints."""
+
     @api.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
@@ -156,10 +165,18 @@ def build_router(state: PolicyState, metrics: Metrics) -> APIRouter:
     @api.get("/metrics", tags=["operations"])
     async def prometheus() -> Response:
         """Prometheus metrics."""
+        if (store := state.health) is not None:
+            metrics.observe_health(await store.snapshot(), store.describe())
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    api.include_router(guarded)
-    return api
+    @guarded.get("/admin/health", tags=["operations"])
+    async def admin_health() -> Response:
+        """Provider health as this replica sees it (shared by every replica on Redis); needs a gateway key."""
+        loaded = state.acquire()
+        try:
+            return JSONResponse(await health_report(loaded.client))
+        finally:
+            state.release(loaded)
 
 
 class _Call:
@@ -254,3 +271,28 @@ async def _audio(stream: AsyncAudioStream) -> AsyncIterator[bytes]:
 def _json(result: BaseModel, headers: dict[str, str]) -> Response:
     """A response object as JSON, serialised by pydantic in one pass."""
     return Response(result.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
+
+
+async def health_report(client: AsyncClient) -> dict[str, Any]:
+    """``GET /admin/health``: the store, the rules, and every provider's (or provider/model's) state."""
+    rules, store = client.resolver.health, client.health
+    snapshot = await store.snapshot()
+    listed = snapshot.describe()
+    known = {entry["key"] for entry in listed}
+    healthy = [
+        {"key": name, "status": "healthy", "failures": 0, "cooldown_remaining_s": 0.0}
+        for name in client.resolver.names
+        if rules.scope == "provider" and name not in known
+    ]
+    return {
+        "store": store.describe(),
+        "rules": {
+            "enabled": rules.enabled,
+            "scope": rules.scope,
+            "failure_threshold": rules.failure_threshold,
+            "cooldown_s": rules.cooldown_s,
+            "probes": rules.probes,
+            "on": sorted(rules.on),
+        },
+        "keys": sorted([*listed, *healthy], key=lambda entry: str(entry["key"])),
+    }

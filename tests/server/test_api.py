@@ -243,4 +243,5 @@ class TestOpenAPI:
             "/healthz": {"get"},
             "/readyz": {"get"},
             "/metrics": {"get"},
+            "/admin/health": {"get"},
         }

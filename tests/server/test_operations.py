@@ -47,13 +47,13 @@ class TestMetrics:
         alpha, beta = openai_upstreams("alpha", "beta")
         gw = gateway(media_policy(alpha, beta))
         client = gw.client()
+        client.images.generate(prompt="x", model="dall-e-3")  # first: alpha cools down after the 500s below
         client.chat.completions.create(model="m", messages=USER)
         alpha.script(Status(500), Status(500))
         client.chat.completions.create(model="m", messages=USER)
         alpha.script(Status(500), Status(500))
         beta.script(Status(500), Status(500))
         assert requests.post(gw.url(CHAT), json={"messages": USER}, timeout=5).status_code == 502
-        client.images.generate(prompt="x", model="dall-e-3")
         metrics = gw.metrics()
         assert metrics.value("router_requests_total", namespace="chat", provider="alpha", outcome="success") == 1
         assert metrics.value("router_requests_total", namespace="chat", provider="beta", outcome="success") == 1
@@ -61,15 +61,17 @@ class TestMetrics:
         assert metrics.value("router_requests_total", namespace="images", provider="alpha", outcome="success") == 1
 
     def test_attempt_failures_by_error_class_and_action(self, openai_upstreams: Any, gateway: Any) -> None:
-        """A retried 500, a failed-over 500, a failed-over 429 and a content filter raised, each counted once."""
+        """A rejected request raised, a retried 500, a failed-over 500 and a failed-over 429 (which cools alpha
+        down for its Retry-After), each counted once."""
         alpha, beta = openai_upstreams("alpha", "beta")
         gw = gateway(media_policy(alpha, beta))
+        alpha.script(Status(400, message="rejected"))
+        requests.post(gw.url(CHAT), json={"messages": USER}, timeout=5)
         alpha.script(Status(500), Status(500))
         gw.client().chat.completions.create(model="m", messages=USER)
         alpha.script(Status(429, retry_after="60"))
         gw.client().chat.completions.create(model="m", messages=USER)
-        alpha.script(Status(400, message="rejected"))
-        requests.post(gw.url(CHAT), json={"messages": USER}, timeout=5)
+        gw.client().chat.completions.create(model="m", messages=USER)  # alpha is cooling down: beta goes first
         metrics = gw.metrics()
 
         def failures(error_class: str, action: str) -> float:
@@ -81,6 +83,9 @@ class TestMetrics:
         assert failures("rate_limit", "failover") == 1
         assert failures("bad_request", "raise") == 1
         assert metrics.value("router_attempt_failures_total", provider="beta") == 0
+        assert metrics.value("router_provider_health_changes_total", provider="alpha", state="cooled_down") == 1
+        assert metrics.value("router_providers_cooled_down") == 1
+        assert len(alpha.calls) == 4
 
     def test_in_flight_goes_up_and_back_to_zero(self, openai_upstreams: Any, gateway: Any) -> None:
         """A slow stream shows as one request in flight while it runs, and none once it and the others are done."""
