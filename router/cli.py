@@ -2,6 +2,7 @@
 
     router validate PATH [--json]      exit 0 valid and every tests: entry holds, 1 problems, 2 usage
     router explain PATH --model M ...  how one request would be routed, and why providers were dropped
+                                       (--gateway URL: with a running gateway's live provider health)
     router schema                      the JSON Schema of routes.yaml
     router speak TEXT [-o FILE] ...    speech to a file, through the policy (eSpeak NG offline, by default)
     router image PROMPT [-o FILE] ...  an image to a file, through the policy
@@ -17,6 +18,7 @@ import argparse
 import base64
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+import requests
 import structlog
 
 from router import audio, checks
@@ -69,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--provider", help="prefer this provider, as provider= on a call")
     explain.add_argument("--seed", type=int, help="seed for shuffled ties (replays a route's seed)")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.add_argument(
+        "--gateway", metavar="URL", help="show the live provider health of a running gateway (GET URL/admin/health)"
+    )
+    explain.add_argument(
+        "--gateway-key", metavar="KEY", help="a gateway key for --gateway (default: $ROUTER_GATEWAY_KEY)"
+    )
     explain.set_defaults(run=_explain)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
@@ -172,10 +181,59 @@ def _explain(args: argparse.Namespace) -> int:
         return _explain_failure(args, exc)
     view = resolver.availability(args.namespace, keys=keys, exclude=args.exclude)
     dropped = {resolver.names[i]: why for i, why in view.dropped.items()}
+    try:
+        health = _gateway_health(args.gateway, args.gateway_key) if args.gateway else None
+    except (requests.RequestException, ValueError) as exc:
+        print(f"router explain: cannot read health from {args.gateway}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
     if args.json:
-        return _print_json(_explain_data(args, route, dropped))
-    print(_explain_text(args, resolver, route, dropped))
+        data = _explain_data(args, route, dropped)
+        if health is not None:
+            data["health"] = health.report
+            for entry in data["queue"]:
+                entry["health"] = health.status(entry["provider"], entry["model"])
+        return _print_json(data)
+    print(_explain_text(args, resolver, route, dropped, health))
     return EXIT_OK
+
+
+class _Health:
+    """A gateway's ``/admin/health`` report, looked up per candidate."""
+
+    def __init__(self, url: str, report: dict[str, Any]) -> None:
+        self.url, self.report = url, report
+        self.scope = report["rules"]["scope"]
+        self.keys = {entry["key"]: entry for entry in report["keys"]}
+
+    def status(self, provider: str, model: str) -> str:
+        entry = self.keys.get(provider if self.scope == "provider" else f"{provider}/{model}")
+        return str(entry["status"]) if entry else "healthy"
+
+    def note(self, provider: str, model: str) -> str:
+        entry = self.keys.get(provider if self.scope == "provider" else f"{provider}/{model}")
+        if entry is None or entry["status"] == "healthy":
+            return ""
+        if entry["status"] == "cooled":
+            return f"  [cooling down, {entry['cooldown_remaining_s']:g} s left: tried last]"
+        return "  [half-open: the next request probes it]"
+
+    def summary(self) -> str:
+        store = self.report["store"]
+        cooled = sum(1 for entry in self.keys.values() if entry["status"] == "cooled")
+        where = store["kind"] + (f" {store['url']}" if store.get("url") else "")
+        degraded = ", degraded: Redis unreachable" if store.get("degraded") else ""
+        return f"health     {self.url}: store {where}{degraded}; {cooled} cooling down"
+
+
+def _gateway_health(url: str, key: str | None) -> _Health:
+    """GET ``url``/admin/health with a gateway key (``--gateway-key``, else ``$ROUTER_GATEWAY_KEY``)."""
+    key = key or os.environ.get("ROUTER_GATEWAY_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = requests.get(url.rstrip("/") + "/admin/health", headers=headers, timeout=10)
+    if response.status_code == 401:
+        raise ValueError("the gateway wants a key: pass --gateway-key or set ROUTER_GATEWAY_KEY")
+    response.raise_for_status()
+    return _Health(url, response.json())
 
 
 def _explain_failure(args: argparse.Namespace, exc: Exception) -> int:
@@ -208,7 +266,13 @@ def _explain_data(args: argparse.Namespace, route: Route, dropped: dict[str, str
     }
 
 
-def _explain_text(args: argparse.Namespace, resolver: Resolver, route: Route, dropped: dict[str, str]) -> str:
+def _explain_text(
+    args: argparse.Namespace,
+    resolver: Resolver,
+    route: Route,
+    dropped: dict[str, str],
+    health: _Health | None = None,
+) -> str:
     queue = list(route.queue)
     aliased = resolver.tables[route.namespace].aliases.get(route.requested_model.casefold())
     alias = f" (alias of {aliased})" if aliased is not None else ""
@@ -226,8 +290,13 @@ def _explain_text(args: argparse.Namespace, resolver: Resolver, route: Route, dr
         for candidate in members:
             position += 1
             priority = resolver.provider(candidate.provider).priority
-            lines.append(f"    {position:>2}. {candidate.provider:<{width}}  {candidate.model}  (priority {priority})")
+            note = health.note(candidate.provider, candidate.model) if health is not None else ""
+            lines.append(
+                f"    {position:>2}. {candidate.provider:<{width}}  {candidate.model}  (priority {priority}){note}"
+            )
     lines.append(f"seed       {route.seed} (replay with --seed {route.seed})")
+    if health is not None:
+        lines.append(health.summary())
     text = "\n".join(lines)
     if dropped:
         text += "\n" + _dropped_text(dropped)

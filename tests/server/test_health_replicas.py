@@ -3,11 +3,14 @@ sharing one real Redis, as replicas behind a load balancer do."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import openai
 import requests
+
+from router.cli import main
 
 from ..upstreams import Reply, Status
 from .conftest import USER, media_policy
@@ -100,3 +103,29 @@ def test_sdk_is_unaffected_by_a_cooldown(openai_upstreams: Any, gateway: Any) ->
         answer = client.chat.completions.create(model="m", messages=USER)
         assert answer.choices[0].message.content == "hello from beta"
     assert len(alpha.calls) == 2  # the first request and its retry cooled alpha down: then skipped
+
+
+class TestExplainAgainstAGateway:
+    """``router explain --gateway``: the policy's queue with the running gateway's health beside it."""
+
+    def test_marks_the_cooled_provider(
+        self, openai_upstreams: Any, gateway: Any, capsys: Any, monkeypatch: Any
+    ) -> None:
+        alpha, beta = openai_upstreams("alpha", "beta")
+        alpha.always(Status(503))
+        gw = gateway(media_policy(alpha, beta, health=HEALTH), api_keys=("k1",))
+        gw.client(api_key="k1").chat.completions.create(model="m", messages=USER)
+        args = [str(gw.policy_path), "--model", "m", "--gateway", gw.url("")]
+        assert main(["explain", *args, "--gateway-key", "k1"]) == 0
+        text = capsys.readouterr().out
+        alpha_line = next(line for line in text.splitlines() if " alpha " in line)
+        assert "[cooling down" in alpha_line
+        assert "tried last]" in alpha_line
+        assert "store memory; 1 cooling down" in text
+        monkeypatch.setenv("ROUTER_GATEWAY_KEY", "k1")
+        assert main(["explain", *args, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert [(e["provider"], e["health"]) for e in data["queue"]] == [("alpha", "cooled"), ("beta", "healthy")]
+        monkeypatch.delenv("ROUTER_GATEWAY_KEY")
+        assert main(["explain", *args]) == 1
+        assert "--gateway-key" in capsys.readouterr().err
