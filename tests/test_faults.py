@@ -211,6 +211,19 @@ class TestRateLimits:
         assert 0.24 <= second < 0.5 + 0.3
         assert times(beta)[0] > times(alpha)[-1]
 
+    def test_the_backoff_is_jittered(self, openai_upstreams: Any) -> None:
+        """Eight rate-limited requests wait 0.125-0.25 s each before their retry, and not all the same time."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        waits = []
+        for _ in range(8):  # a fresh client each time: no provider health carried from one request to the next
+            alpha.reset()
+            alpha.always(Status(429))
+            Ask("sync", False).one(faulty(alpha, beta, retry={}))
+            waits.extend(gaps(alpha))
+        assert len(waits) == 8
+        assert all(0.11 <= wait < 0.55 for wait in waits), waits
+        assert max(waits) - min(waits) > 0.04, waits
+
     def test_persistent_429_does_not_hammer_with_the_default_policy(self, openai_upstreams: Any, kind: str) -> None:
         """With the default retry block a rate-limited provider sees at most 4 attempts in 3 s (here: 2), with a
         backoff between them, before the next candidate answers."""
