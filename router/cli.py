@@ -1,7 +1,9 @@
 """The ``router`` command: policy tools for operators and CI.
 
-    router validate PATH [--json]      exit 0 valid and every tests: entry holds, 1 problems, 2 usage
+    router validate PATH... [--json]   exit 0 valid and every tests: entry holds, 1 problems, 2 usage
     router explain PATH --model M ...  how one request would be routed, and why providers were dropped
+    router diff OLD NEW [--json]       what routes differently (Markdown for a pull request); exit 0 nothing,
+                                       1 something, 2 usage or an invalid policy
                                        (--gateway URL: with a running gateway's live provider health)
     router schema                      the JSON Schema of routes.yaml
     router speak TEXT [-o FILE] ...    speech to a file, through the policy (eSpeak NG offline, by default)
@@ -32,6 +34,7 @@ import structlog
 from router import audio, checks
 from router.client import Client
 from router.compiler import compile_policy
+from router.diff import Outcome, PolicyChange, PolicyDiff, RouteChange, TestChange, diff_policies
 from router.errors import NoRouteError, PolicyError, PolicyIssue, RouterError
 from router.loader import LoadedPolicy, read_policy
 from router.policy import NAMESPACES, json_schema
@@ -55,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
 
     validate = commands.add_parser("validate", help="check a policy and run its tests: entries")
-    validate.add_argument("path", help="the policy file, e.g. routes.yaml")
+    validate.add_argument("path", nargs="+", help="the policy file, e.g. routes.yaml (several: each is checked)")
     validate.add_argument("--json", action="store_true", help="machine-readable issues for CI annotations")
     validate.set_defaults(run=_validate)
 
@@ -79,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         "--gateway-key", metavar="KEY", help="a gateway key for --gateway (default: $ROUTER_GATEWAY_KEY)"
     )
     explain.set_defaults(run=_explain)
+
+    diff = commands.add_parser("diff", help="show what routes differently between two policies")
+    diff.add_argument("old", help="the policy before the change, e.g. the base branch's routes.yaml")
+    diff.add_argument("new", help="the policy after the change")
+    diff.add_argument("--json", action="store_true", help="machine-readable changes")
+    diff.set_defaults(run=_diff)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
     schema.add_argument("--openapi", action="store_true", help="print the gateway's OpenAPI document instead")
@@ -127,8 +136,19 @@ def _load(path: str) -> tuple[LoadedPolicy | None, list[PolicyIssue], int]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    loaded, issues, code = _load(args.path)
+    """Validate each path (pre-commit passes several); the exit code is the worst of them."""
+    reports: list[dict[str, Any]] = []
+    code = max(_validate_one(path, args.json, reports) for path in args.path)
+    if args.json:
+        _print_json(reports[0] if len(args.path) == 1 else reports)
+    return code
+
+
+def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> int:
+    loaded, issues, code = _load(path)
     if code == EXIT_USAGE:
+        if as_json:
+            reports.append({"path": path, "valid": False, "issues": [], "tests": 0, "error": "cannot read"})
         return code
     tests = 0
     if loaded is not None:
@@ -140,23 +160,16 @@ def _validate(args: argparse.Namespace) -> int:
             tests = len(loaded.policy.tests)
             problems = checks.policy_test_problems(loaded.policy, resolver)
             issues = checks.locate(problems, loaded.file, loaded.positions)
-    if args.json:
-        _print_json(
-            {
-                "path": args.path,
-                "valid": not issues,
-                "issues": [issue.as_dict() for issue in issues],
-                "tests": tests,
-            }
-        )
+    if as_json:
+        reports.append({"path": path, "valid": not issues, "issues": [i.as_dict() for i in issues], "tests": tests})
     else:
         for issue in issues:
             print(issue)
         if issues:
-            print(f"{args.path}: {len(issues)} problem{'s' if len(issues) != 1 else ''}", file=sys.stderr)
+            print(f"{path}: {len(issues)} problem{'s' if len(issues) != 1 else ''}", file=sys.stderr)
         elif loaded is not None:
             providers = len(loaded.policy.providers)
-            print(f"{args.path}: valid ({providers} providers, {tests} test{'s' if tests != 1 else ''} passed)")
+            print(f"{path}: valid ({providers} providers, {tests} test{'s' if tests != 1 else ''} passed)")
     return EXIT_PROBLEMS if issues else EXIT_OK
 
 
@@ -311,6 +324,115 @@ def _dropped_text(dropped: dict[str, str] | Any) -> str:
 def _print_dropped(dropped: Any) -> None:
     if dropped:
         print(_dropped_text(dropped))
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """Compare two policies; an unreadable or invalid one is a usage error (2), with its located problems."""
+    loaded = {}
+    problems: list[dict[str, Any]] = []
+    for path in (args.old, args.new):
+        policy, issues, _ = _load(path)
+        if policy is None:
+            problems.append({"path": path, "issues": [issue.as_dict() for issue in issues]})
+            for issue in issues:
+                print(issue, file=sys.stderr)
+        loaded[path] = policy
+    old, new = loaded[args.old], loaded[args.new]
+    if old is None or new is None:
+        if args.json:
+            _print_json({"old": args.old, "new": args.new, "valid": False, "invalid": problems})
+        print(f"router diff: {', '.join(p['path'] for p in problems)} cannot be compared", file=sys.stderr)
+        return EXIT_USAGE
+    result = diff_policies(old.policy, new.policy)
+    if args.json:
+        _print_json({"old": args.old, "new": args.new, "valid": True, **result.as_dict()})
+    else:
+        print(_diff_markdown(args.old, args.new, result))
+    return EXIT_PROBLEMS if result else EXIT_OK
+
+
+_DIFF_ROWS = 50
+"""Route rows per namespace in the Markdown (a pull-request comment has a size limit); --json lists all."""
+_DIFF_NAMES = 6
+"""Candidates named per table cell before "and N more"."""
+
+
+def _diff_markdown(old: str, new: str, result: PolicyDiff) -> str:
+    """The diff as a pull-request comment: a summary heading, a table per namespace, then policy and tests."""
+    if not result:
+        return f"No routing changes: nothing routes differently between {_code(old)} and {_code(new)}."
+    lines = [
+        f"## Routing changes: {_diff_summary(result)}",
+        "",
+        f"{_code(old)} → {_code(new)}, every key counted as set; candidates that tie on priority are compared"
+        " as ties (shown as *a* or *b*).",
+    ]
+    for ns in NAMESPACES:
+        changes = [change for change in result.routes if change.namespace == ns]
+        if changes:
+            lines += ["", f"### {ns}", "", "| model | first candidate | queue |", "|---|---|---|"]
+            lines += [f"| {_code(c.model)} | {_first_cell(c)} | {_queue_cell(c)} |" for c in changes[:_DIFF_ROWS]]
+            if len(changes) > _DIFF_ROWS:
+                lines += ["", f"…and {len(changes) - _DIFF_ROWS} more {ns} routes (`router diff --json` lists all)."]
+    if result.policy:
+        lines += ["", "### Providers and rules", "", *(f"- {_policy_line(c)}" for c in result.policy)]
+    if result.tests:
+        lines += ["", "### tests: entries", "", *(f"- {_test_line(c)}" for c in result.tests)]
+    return "\n".join(lines)
+
+
+def _diff_summary(result: PolicyDiff) -> str:
+    routes, policy, tests = len(result.routes), len(result.policy), len(result.tests)
+    parts = [f"{routes} route{'s change' if routes != 1 else ' changes'}"]
+    if policy:
+        parts.append(f"{policy} provider or rule change{'s' if policy != 1 else ''}")
+    if tests:
+        parts.append(f"{tests} test{'s change' if tests != 1 else ' changes'} outcome")
+    return ", ".join(parts)
+
+
+def _code(text: str) -> str:
+    """Inline code for Markdown, safe inside a table cell."""
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def _candidates(names: Sequence[str]) -> str:
+    shown = [_code(name) for name in names[:_DIFF_NAMES]]
+    more = f" and {len(names) - _DIFF_NAMES} more" if len(names) > _DIFF_NAMES else ""
+    return ", ".join(shown) + more
+
+
+def _first_cell(change: RouteChange) -> str:
+    def first(outcome: Outcome) -> str:
+        return " or ".join(_code(name) for name in outcome.first) if outcome.first else "no route"
+
+    if not change.first_changed:
+        return f"{first(change.new)} (same)"
+    return f"{first(change.old)} → {first(change.new)}"
+
+
+def _queue_cell(change: RouteChange) -> str:
+    parts = [
+        f"{label} {_candidates(names)}"
+        for label, names in (("added", change.added), ("removed", change.removed), ("moved", change.moved))
+        if names
+    ]
+    return "; ".join(parts) or "same"
+
+
+def _policy_line(change: PolicyChange) -> str:
+    if change.field in ("added", "removed"):
+        return f"{_code(change.subject)} {change.field}"
+    was = _code(change.old) if change.old is not None else "none"
+    now = _code(change.new) if change.new is not None else "none"
+    return f"{_code(change.subject)} {change.field}: {was} → {now}"
+
+
+def _test_line(change: TestChange) -> str:
+    where = f"tests[{change.index}]" + (" (old policy)" if change.policy == "old" else "")
+    held = "holds" if change.old is None else f"fails ({change.old})"
+    holds = "holds" if change.new is None else f"fails ({change.new})"
+    return f"{_code(where)} {change.namespace} {_code(change.model)}: {held} → {holds}"
 
 
 def _schema(args: argparse.Namespace) -> int:
