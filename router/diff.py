@@ -340,12 +340,10 @@ class _Namespace:
         new_rules: RouteRules = getattr(new.policy.routes, ns)
         self.same_rules = all(getattr(old_rules, k) == getattr(new_rules, k) for k in _RULES)
         self.dirty, self.moved_only, self.blocks = self._dirty()
-        self.incremental = (
-            self.same_rules and self.blocks is not None and old_rules.max_attempts is None
-            and len(self.dirty) <= _DIRTY_LIMIT
-        )  # fmt: skip
+        self.incremental = self.same_rules and self.blocks is not None and len(self.dirty) <= _DIRTY_LIMIT
         self.unchanged = self.incremental and not self.dirty and old_rules.aliases == new_rules.aliases
         self.slots = {"old": self._slots(old), "new": self._slots(new)} if self.incremental else {}
+        self.block_of = {name: b for b, block in enumerate(self.blocks or ()) for name in block}
 
     def _dirty(self) -> tuple[frozenset[str], frozenset[str], list[frozenset[str]] | None]:
         """Changed providers, those of them that only moved (a new priority), and the blocks of unchanged
@@ -397,9 +395,14 @@ class _Namespace:
         """The change of one request, or None when it routes the same."""
         old_plan, new_plan = self.old.plan(model), self.new.plan(model)
         fast = incremental and self.incremental and self._same_shape(old_plan, new_plan)
+        cut = None
+        if fast and isinstance(old_plan, _Plan) and isinstance(new_plan, _Plan):
+            cut = self._cut("old", old_plan)
+            fast = cut == self._cut("new", new_plan)
         if fast and isinstance(old_plan, _Plan) and isinstance(new_plan, _Plan):
             shared: dict[str, tuple[int, str] | None] = {}
-            old_queue, new_queue = self._places(self.old, old_plan, shared), self._places(self.new, new_plan, shared)
+            old_queue = self._places("old", old_plan, shared, cut)
+            new_queue = self._places("new", new_plan, shared, cut)
         else:
             old_queue, new_queue = self.old.walk(old_plan), self.new.walk(new_plan)
         added = _sorted(e for p, (e, _) in new_queue.entries.items() if old_queue.entries.get(p, ("",))[0] != e)
@@ -423,11 +426,32 @@ class _Namespace:
             and self.old.outcome(old) == self.new.outcome(new)
         )
 
-    def _places(self, side: _Side, plan: _Plan, shared: dict[str, tuple[int, str] | None]) -> _Queue:
-        """The changed providers' entries of one queue (the unchanged ones are the same on both sides).
+    def _slot_key(self, which: str, name: str, key: Key) -> Key:
+        """A place as (segment, slot among the unchanged providers' blocks), comparable across both sides."""
+        if key[0] == 0:
+            return key
+        slot = self.slots[which][name] if name in self.dirty else 2 * self.block_of[name]
+        return key[0], slot
+
+    def _cut(self, which: str, plan: _Plan) -> Key | None:
+        """The place of the last candidate ``max_attempts`` lets in (None: no cut); draws do not move it."""
+        limit = plan.route.queue.limit
+        queue = tuple(plan.route.queue) if limit is not None else ()
+        if limit is None or len(queue) < limit:
+            return None
+        last = queue[-1]
+        side = self.old if which == "old" else self.new
+        index = side.resolver.by_name[last.provider.casefold()]
+        segment = 0 if len(queue) == 1 or index in plan.ties else 1 + side.table.tiers.index(last.tier)
+        return self._slot_key(which, last.provider.casefold(), (segment, 0))
+
+    def _places(self, which: str, plan: _Plan, shared: dict[str, tuple[int, str] | None], cut: Key | None) -> _Queue:
+        """The changed providers' entries of one queue (the unchanged ones are the same on both sides), up to
+        the ``cut`` that ``max_attempts`` makes, which is the same on both sides.
 
         A provider that only moved is taken by the same tier on both sides: ``shared`` keeps its claim.
         """
+        side = self.old if which == "old" else self.new
         queue = _Queue(side.outcome(plan))
         for name in self.dirty:
             index = side.available.get(name)
@@ -439,7 +463,8 @@ class _Namespace:
                 claimed = shared[name]
             else:
                 claimed = shared[name] = side.claim(index, plan)
-            if (entry := side.place(index, plan, claimed)) is not None:
+            entry = side.place(index, plan, claimed)
+            if entry is not None and (cut is None or self._slot_key(which, name, entry[1]) <= cut):
                 queue.entries[name] = entry
         return queue
 

@@ -372,9 +372,16 @@ class TestIncremental:
             ),
         ],
     )
-    def test_same_result_as_walking_every_queue(self, change: Any) -> None:
-        """Placing only the changed providers gives exactly what walking every queue in full gives."""
-        old, new = load_policy(OLD), load_policy(change(OLD))
+    @pytest.mark.parametrize("max_attempts", [None, 3])
+    def test_same_result_as_walking_every_queue(self, change: Any, max_attempts: int | None) -> None:
+        """Placing only the changed providers gives exactly what walking every queue in full gives, with
+        max_attempts cutting the queues or not."""
+        base = (
+            OLD
+            if max_attempts is None
+            else edit(OLD, "    aliases:", f"    max_attempts: {max_attempts}\n    aliases:")
+        )
+        old, new = load_policy(base), load_policy(change(base))
         fast, full = diff_policies(old, new), diff_policies(old, new, incremental=False)
         assert fast.routes  # each change routes something differently
         assert fast == full
