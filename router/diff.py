@@ -17,8 +17,12 @@ Comparing a 1,000-provider namespace by walking every queue would take minutes (
 provider for its closest model). When the namespace's rules are the same in both policies, a provider whose
 own data did not change has the same place in every queue, relative to the other unchanged providers; only
 the changed providers (:attr:`_Namespace.dirty`) are placed per request, and a reordering is confirmed by
-finding an unchanged provider the changed one moved past. Requests whose first candidate or matched model
-changed, and namespaces whose rules changed, are walked in full.
+finding an unchanged provider the changed one moved past. Where ``max_attempts`` cuts the queues, the cut
+falls at a place no draw moves; when it is the same on both sides, the changed providers are placed against
+it. Requests whose first candidate, matched model or cut changed, and namespaces whose rules changed, are
+walked in full.
+
+Used by :mod:`router.cli` (``router diff``), which renders the result as Markdown or JSON.
 """
 
 from __future__ import annotations
