@@ -22,6 +22,7 @@ from router.executor import Deadline, Outcome, execute_async
 from router.health import AsyncHealthStore, open_async_store
 from router.namespaces import Namespace, ProviderChoice, model_list
 from router.policy import NAMESPACES
+from router.resolver import Candidate
 from router.settings import state_url
 from router.speech import AsyncAudioStream
 from router.streaming import AsyncStream
@@ -83,6 +84,20 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
         outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline, health=self.health)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
+
+    async def walk_on(
+        self, outcome: Outcome[Any], candidates: list[Candidate], attempt: Any, *, log: events.Logger
+    ) -> Outcome[Any]:
+        """:meth:`Client.walk_on <router.client.Client.walk_on>`, awaited."""
+        return await execute_async(
+            self.resolver,
+            outcome.route,
+            attempt,
+            log=log,
+            deadline=outcome.deadline,
+            health=self.health,
+            candidates=candidates,
+        )
 
     async def discover(self, namespace: str) -> None:
         """Ask ``models: discover`` providers of ``namespace`` for their models, once, and recompile."""
@@ -185,6 +200,8 @@ class AsyncCompletions(Namespace):
             attempt = chat.completion_attempt_async(request, client.handle, timeout_s=timeout, proxies=proxies)
         outcome = await client.run("chat", model, attempt, provider=provider, log=log, stream=stream)
         self._answered(outcome)
+        if stream and client.resolver.stream_resume == "splice":
+            outcome.value.resumer = chat.resumer_async(client, request, outcome, proxies=proxies, log=log)
         result: ChatCompletion | AsyncStream = outcome.value
         return result
 

@@ -5,18 +5,27 @@ build the executor's attempt function for one request: translate with the candid
 its transport, parse, and turn every failure into a ProviderError (an answer with no content and no tool
 call is ``empty``). The ``_async`` twins differ only in awaiting the transport; the translation around it is
 the same code.
+
+``resumer`` / ``resumer_async`` build a committed stream's way back under ``stream.resume: splice``: the
+same request again -- never with the partial answer as prefill, which many providers reject -- on the same
+candidate while the retry rules allow, else on the candidates the request has not tried yet, each opened
+held until it repeats what the caller has (:mod:`router.splice`), within what is left of the deadline.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from router import events
 from router.adapters.base import Adapter, ChatRequest
-from router.errors import EmptyResponseError
-from router.resolver import Candidate, ProviderSpec
-from router.streaming import AsyncStream, Stream, open_committed, open_committed_async
+from router.errors import EmptyResponseError, ProviderConnectionError, ProviderError
+from router.executor import Outcome, count_failure, count_failure_async
+from router.resolver import Candidate, ProviderSpec, Resolver
+from router.splice import Sent, SpliceFailed
+from router.streaming import AsyncResumer, AsyncStream, Resumer, Stream, open_committed, open_committed_async
 from router.transport import AsyncTransport, HttpResponse, Proxies, RequestsTransport
 from router.types import ChatCompletion
 
@@ -24,6 +33,8 @@ __all__ = [
     "chat_request",
     "completion_attempt",
     "completion_attempt_async",
+    "resumer",
+    "resumer_async",
     "stream_attempt",
     "stream_attempt_async",
 ]
@@ -106,9 +117,10 @@ def _completion(adapter: Adapter, candidate: Candidate, response: HttpResponse) 
 
 
 def stream_attempt(
-    request: ChatRequest, handles: Handles, *, proxies: Proxies | None, log: events.Logger
+    request: ChatRequest, handles: Handles, *, proxies: Proxies | None, log: events.Logger, hold: Sent | None = None
 ) -> Callable[[Candidate, ProviderSpec, float], Stream]:
-    """One streaming attempt, up to the commit; the stream's timeouts are clipped to the deadline."""
+    """One streaming attempt, up to the commit (with ``hold``: up to repeating what was sent); the stream's
+    timeouts are clipped to the deadline."""
 
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> Stream:
         adapter, transport = handles(candidate.provider)
@@ -116,14 +128,19 @@ def stream_attempt(
             adapter,
             transport,
             adapter.chat_request(candidate.model, request),
-            **_limits(candidate, spec, remaining_s, proxies, log),
+            **_limits(candidate, spec, remaining_s, proxies, log, hold),
         )
 
     return attempt
 
 
 def stream_attempt_async(
-    request: ChatRequest, handles: AsyncHandles, *, proxies: Proxies | None, log: events.Logger
+    request: ChatRequest,
+    handles: AsyncHandles,
+    *,
+    proxies: Proxies | None,
+    log: events.Logger,
+    hold: Sent | None = None,
 ) -> Callable[[Candidate, ProviderSpec, float], Awaitable[AsyncStream]]:
     """:func:`stream_attempt` over an async transport."""
 
@@ -133,19 +150,92 @@ def stream_attempt_async(
             adapter,
             transport,
             adapter.chat_request(candidate.model, request),
-            **_limits(candidate, spec, remaining_s, proxies, log),
+            **_limits(candidate, spec, remaining_s, proxies, log, hold),
         )
 
     return attempt
 
 
-def _limits(
-    candidate: Candidate, spec: ProviderSpec, remaining_s: float, proxies: Proxies | None, log: events.Logger
+class _Resume:
+    """Which candidates may regenerate a cut stream: the one that broke while its retries last, then the
+    queue's candidates this request has not tried."""
+
+    def __init__(self, resolver: Resolver, outcome: Outcome[Any]) -> None:
+        self.resolver, self.outcome = resolver, outcome
+        self.current = outcome.candidate
+        self.tried = {(a.provider, a.model) for a in outcome.attempts}
+        self.resumes: Counter[Candidate] = Counter()
+
+    def candidates(self, cause: ProviderError) -> list[Candidate]:
+        resolver, failed, route = self.resolver, self.current, self.outcome.route
+        out = []
+        refused = isinstance(cause, ProviderConnectionError) and cause.refused
+        if (
+            cause.error_class in resolver.retry.on
+            and not refused
+            and self.resumes[failed] + 1 < resolver.retry.attempts
+        ):
+            out.append(failed)
+        if cause.error_class in resolver.failover_on and route is not None:
+            out.extend(c for c in route.queue if (c.provider, c.model) not in self.tried)
+        if not out:
+            raise SpliceFailed(f"no candidate may regenerate a stream cut by {cause.error_class}")
+        return out
+
+    def resumed(self, outcome: Outcome[Any]) -> None:
+        self.resumes[outcome.candidate] += 1
+        self.current = outcome.candidate
+        self.tried |= {(a.provider, a.model) for a in outcome.attempts}
+
+
+def resumer(
+    client: Any, request: ChatRequest, outcome: Outcome[Any], *, proxies: Proxies | None, log: events.Logger
+) -> Resumer:
+    """The way back for ``outcome``'s committed stream (``client`` is a :class:`~router.client.Client`)."""
+    state = _Resume(client.resolver, outcome)
+
+    def resume(sent: Sent, cause: ProviderError) -> Stream:
+        count_failure(client.health, client.resolver, state.current, cause, log)
+        candidates = state.candidates(cause)
+        attempt = stream_attempt(request, client.handle, proxies=proxies, log=log, hold=sent)
+        resumed: Outcome[Stream] = client.walk_on(outcome, candidates, attempt, log=log)
+        state.resumed(resumed)
+        return resumed.value
+
+    return resume
+
+
+def resumer_async(
+    client: Any, request: ChatRequest, outcome: Outcome[Any], *, proxies: Proxies | None, log: events.Logger
+) -> AsyncResumer:
+    """:func:`resumer` for an :class:`~router.async_client.AsyncClient`'s stream."""
+    state = _Resume(client.resolver, outcome)
+
+    async def resume(sent: Sent, cause: ProviderError) -> AsyncStream:
+        await count_failure_async(client.health, client.resolver, state.current, cause, log)
+        candidates = state.candidates(cause)
+        attempt = stream_attempt_async(request, client.handle, proxies=proxies, log=log, hold=sent)
+        resumed: Outcome[AsyncStream] = await client.walk_on(outcome, candidates, attempt, log=log)
+        state.resumed(resumed)
+        return resumed.value
+
+    return resume
+
+
+def _limits(  # noqa: PLR0917 - the attempt's own arguments, passed straight through
+    candidate: Candidate,
+    spec: ProviderSpec,
+    remaining_s: float,
+    proxies: Proxies | None,
+    log: events.Logger,
+    hold: Sent | None,
 ) -> dict[str, Any]:
     return {
         "model": candidate.model,
         "first_chunk_timeout_s": min(spec.first_chunk_timeout_s, remaining_s),
         "stall_timeout_s": spec.stall_timeout_s,
+        "deadline_at": time.monotonic() + remaining_s,
         "proxies": proxies,
         "log": log,
+        "hold": hold,
     }

@@ -25,7 +25,7 @@ from router.health import HealthStore, open_store
 from router.loader import load_policy
 from router.namespaces import Audio, Chat, Images, Models, ProviderChoice
 from router.policy import NAMESPACES, Policy
-from router.resolver import Availability, ProviderSpec, Resolver, Route
+from router.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
 from router.settings import default_policy_source, key_value, output_dir, present_keys, state_url
 from router.transport import HttpResponse, Proxies, RequestsTransport
 
@@ -312,6 +312,21 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
         outcome = execute(self._resolver, route, attempt, log=log, deadline=deadline, health=self.health)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
+
+    def walk_on(
+        self, outcome: Outcome[Any], candidates: list[Candidate], attempt: Any, *, log: events.Logger
+    ) -> Outcome[Any]:
+        """Walk ``candidates`` for a request that already succeeded once (a cut stream being resumed), within
+        what is left of its deadline."""
+        return execute(
+            self._resolver,
+            outcome.route,
+            attempt,
+            log=log,
+            deadline=outcome.deadline,
+            health=self.health,
+            candidates=candidates,
+        )
 
     def discover(self, namespace: str) -> None:
         """Ask ``models: discover`` providers of ``namespace`` for their models, once, and recompile."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -41,7 +41,7 @@ from router.errors import (
 from router.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
 from router.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
 
-__all__ = ["Deadline", "Outcome", "execute", "execute_async"]
+__all__ = ["Deadline", "Outcome", "count_failure", "count_failure_async", "execute", "execute_async"]
 
 T = TypeVar("T")
 AttemptFn = Callable[[Candidate, ProviderSpec, float], T]
@@ -75,6 +75,10 @@ class Outcome(Generic[T]):
     position: int
     attempts: tuple[Attempt, ...]
     """Every attempt made, failed ones and the successful last one."""
+    route: Route
+    """The route walked (a resumed stream walks on from it)."""
+    deadline: Deadline
+    """The request's budget (a resumed stream spends what is left of it)."""
 
 
 def execute(
@@ -85,15 +89,18 @@ def execute(
     log: events.Logger,
     deadline: Deadline,
     health: HealthStore | None = None,
+    candidates: Iterable[Candidate] | None = None,
 ) -> Outcome[T]:
-    """Walk ``route.queue`` until an attempt succeeds; raise when none can.
+    """Walk ``route.queue`` (or ``candidates``, when given) until an attempt succeeds; raise when none can.
 
     ``health`` is the client's health store (none: every candidate is taken as healthy). Raises the
     ProviderError itself for a class that neither retries nor fails over (a malformed request, a content
     filter), :class:`DeadlineExceededError` when the budget ran out, and otherwise
     :class:`AllProvidersFailedError` listing every attempt.
     """
-    walk = _Walk(resolver, route, log, deadline, health.snapshot() if health is not None else HEALTHY)
+    walk = _Walk(
+        resolver, route, log, deadline, health.snapshot() if health is not None else HEALTHY, candidates=candidates
+    )
     for position, runner in walk.runners(attempt):
         if runner.probe and health is not None and not health.claim_probe(runner.key, resolver.health):
             walk.defer(runner.candidate)
@@ -119,9 +126,11 @@ async def execute_async(
     log: events.Logger,
     deadline: Deadline,
     health: AsyncHealthStore | None = None,
+    candidates: Iterable[Candidate] | None = None,
 ) -> Outcome[T]:
     """:func:`execute` for coroutine attempts: the same walk, decisions and events, with tenacity's AsyncRetrying."""
-    walk = _Walk(resolver, route, log, deadline, await health.snapshot() if health is not None else HEALTHY)
+    snapshot = await health.snapshot() if health is not None else HEALTHY
+    walk = _Walk(resolver, route, log, deadline, snapshot, candidates=candidates)
     for position, runner in walk.runners(attempt):
         if runner.probe and health is not None and not await health.claim_probe(runner.key, resolver.health):
             walk.defer(runner.candidate)
@@ -143,10 +152,18 @@ class _Walk:
     """The queue walk shared by both executors: which candidate next, and what a failure means."""
 
     def __init__(
-        self, resolver: Resolver, route: Route, log: events.Logger, deadline: Deadline, snapshot: Snapshot
+        self,
+        resolver: Resolver,
+        route: Route,
+        log: events.Logger,
+        deadline: Deadline,
+        snapshot: Snapshot,
+        *,
+        candidates: Iterable[Candidate] | None = None,
     ) -> None:
         self.resolver, self.route, self.log, self.deadline = resolver, route, log, deadline
         self.snapshot = snapshot
+        self.candidates: Iterable[Candidate] = route.queue if candidates is None else candidates
         self.attempts: list[Attempt] = []
         self.failed_keys: set[str] = set()
         """Health keys that failed during this request (their state must be cleared on success)."""
@@ -156,7 +173,7 @@ class _Walk:
         """The queue in health order: healthy and half-open candidates in place, cooled-down ones last."""
         rules, snapshot = self.resolver.health, self.snapshot
         position = 0
-        for candidate in self.route.queue:
+        for candidate in self.candidates:
             key = rules.key(candidate.provider, candidate.model)
             status = snapshot.status(key) if rules.enabled else "healthy"
             if status == "cooled":
@@ -183,20 +200,7 @@ class _Walk:
 
     def changed(self, candidate: Candidate, change: Change | None) -> None:
         """Log the state change a write to the health store caused."""
-        if change is None:
-            return
-        model = candidate.model if self.resolver.health.scope == "model" else None
-        if change.state == "cooled_down":
-            events.provider_cooled_down(
-                self.log,
-                provider=candidate.provider,
-                model=model,
-                reason=change.reason,
-                failures=change.failures,
-                cooldown_s=change.cooldown_s,
-            )
-        else:
-            events.provider_recovered(self.log, provider=candidate.provider, model=model, failures=change.failures)
+        _log_change(self.log, self.resolver, candidate, change)
 
     def _runner(self, candidate: Candidate, key: str, attempt: Any, *, probe: bool = False) -> _Runner[Any]:
         return _Runner(
@@ -217,7 +221,7 @@ class _Walk:
     def outcome(self, runner: _Runner[Any], value: T, position: int) -> Outcome[T]:
         candidate = runner.candidate
         ok = Attempt(candidate.provider, candidate.model, candidate.tier, runner.count, "", None, runner.elapsed_ms, "")
-        return Outcome(value, candidate, position, (*self.attempts, ok))
+        return Outcome(value, candidate, position, (*self.attempts, ok), self.route, self.deadline)
 
     def gave_up(self) -> AllProvidersFailedError:
         """The error for a walk that ran out of candidates or of time (after logging request_failed)."""
@@ -366,6 +370,46 @@ class _Runner(Generic[T]):
 
     def _before_sleep(self, state: RetryCallState) -> None:
         _log_attempt(self.log, self.attempts[-1], "retry")
+
+
+def count_failure(
+    health: HealthStore | None, resolver: Resolver, candidate: Candidate, exc: ProviderError, log: events.Logger
+) -> None:
+    """Count a failure outside the walk (a committed stream that broke) against ``candidate``'s health."""
+    rules = resolver.health
+    if health is not None and rules.counts(exc.error_class):
+        retry_after = exc.retry_after_s if exc.error_class == "rate_limit" else None
+        _log_change(
+            log, resolver, candidate, health.failed(rules.key(candidate.provider, candidate.model), rules, retry_after)
+        )
+
+
+async def count_failure_async(
+    health: AsyncHealthStore | None, resolver: Resolver, candidate: Candidate, exc: ProviderError, log: events.Logger
+) -> None:
+    """:func:`count_failure` with an async store."""
+    rules = resolver.health
+    if health is not None and rules.counts(exc.error_class):
+        retry_after = exc.retry_after_s if exc.error_class == "rate_limit" else None
+        key = rules.key(candidate.provider, candidate.model)
+        _log_change(log, resolver, candidate, await health.failed(key, rules, retry_after))
+
+
+def _log_change(log: events.Logger, resolver: Resolver, candidate: Candidate, change: Change | None) -> None:
+    if change is None:
+        return
+    model = candidate.model if resolver.health.scope == "model" else None
+    if change.state == "cooled_down":
+        events.provider_cooled_down(
+            log,
+            provider=candidate.provider,
+            model=model,
+            reason=change.reason,
+            failures=change.failures,
+            cooldown_s=change.cooldown_s,
+        )
+    else:
+        events.provider_recovered(log, provider=candidate.provider, model=model, failures=change.failures)
 
 
 def _log_attempt(log: events.Logger, attempt: Attempt, action: str) -> None:

@@ -182,6 +182,8 @@ class Completions(Namespace):
             attempt = chat.completion_attempt(request, client.handle, timeout_s=timeout, proxies=proxies)
         outcome = client.run("chat", model, attempt, provider=provider, log=log, stream=stream)
         self._answered(outcome)
+        if stream and client.resolver.stream_resume == "splice":
+            outcome.value.resumer = chat.resumer(client, request, outcome, proxies=proxies, log=log)
         result: ChatCompletion | Stream = outcome.value
         return result
 

@@ -292,8 +292,9 @@ class Health(_Model):
 class Stream(_Model):
     """Streaming behaviour."""
 
-    resume: Literal["off", "splice"] = "off"
-    """After a cut stream: off (raise an in-band error) or splice (regenerate, splice on an exact repeat)."""
+    resume: Literal["off", "splice"] = "splice"
+    """After a cut or stalled stream: splice (regenerate without prefill; continue only on an exact repeat of
+    what the caller has, else the error) or off (the error at once)."""
 
 
 class Expectation(_Model):

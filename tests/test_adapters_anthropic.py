@@ -53,6 +53,8 @@ def upstreams(stand_ins: Any) -> Any:
     return functools.partial(stand_ins, AnthropicUpstream)
 
 
+RESUME_OFF = {"stream": {"resume": "off"}}
+
 def policy(*ups: AnthropicUpstream, key_env: str | None = None) -> dict[str, Any]:
     """One anthropic-adapter provider per stand-in, priorities falling in the given order."""
     return adapter_policy("anthropic", *ups, models=(MODEL,), key_env=key_env)
@@ -333,7 +335,7 @@ class TestStreaming:
         up.script(Cut(after_chunks=1))
         received: list[Any] = []
         with pytest.raises(StreamInterruptedError):
-            received.extend(create(Client(policy(up)), stream=True))
+            received.extend(create(Client(policy(up) | RESUME_OFF), stream=True))
         assert text(received) == "hello "  # the first of three pieces of "hello from claude"
 
     def test_an_error_event_after_content_raises(self, upstreams: Any) -> None:
@@ -341,7 +343,7 @@ class TestStreaming:
         (up,) = upstreams("claude")
         up.script(InBandError(message="Overloaded"))
         with pytest.raises(StreamInterruptedError, match="Overloaded"):
-            list(create(Client(policy(up)), stream=True))
+            list(create(Client(policy(up) | RESUME_OFF), stream=True))
 
     def test_a_streamed_refusal_is_a_content_filter_error(self, upstreams: Any) -> None:
         """A stream whose only news is stop_reason refusal raises ContentFilterError and does not fail over."""

@@ -53,6 +53,8 @@ def upstreams(stand_ins: Any) -> Any:
     return functools.partial(stand_ins, GeminiUpstream)
 
 
+RESUME_OFF = {"stream": {"resume": "off"}}
+
 def policy(*ups: GeminiUpstream, key_env: str | None = None) -> dict[str, Any]:
     """One gemini-adapter provider per stand-in, priorities falling in the given order."""
     return adapter_policy("gemini", *ups, models=(MODEL,), key_env=key_env)
@@ -332,7 +334,7 @@ class TestStreaming:
         up.script(Cut(after_chunks=1))
         received: list[Any] = []
         with pytest.raises(StreamInterruptedError):
-            received.extend(create(Client(policy(up)), stream=True))
+            received.extend(create(Client(policy(up) | RESUME_OFF), stream=True))
         assert text(received) == "hello"  # the first of three pieces of "hello from gem"
 
     def test_an_error_object_after_content_raises(self, upstreams: Any) -> None:
@@ -340,7 +342,7 @@ class TestStreaming:
         (up,) = upstreams("gem")
         up.script(InBandError(message="The model is overloaded."))
         with pytest.raises(StreamInterruptedError, match="overloaded"):
-            list(create(Client(policy(up)), stream=True))
+            list(create(Client(policy(up) | RESUME_OFF), stream=True))
 
     def test_a_blocked_prompt_stream_is_a_content_filter_error(self, upstreams: Any) -> None:
         """A stream whose only event is a promptFeedback block raises ContentFilterError and does not fail over."""

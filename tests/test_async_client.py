@@ -142,7 +142,7 @@ class TestStreaming:
         alpha.script(Cut(after_chunks=2))
 
         async def scenario() -> None:
-            async with AsyncClient(http_policy(alpha)) as client:
+            async with AsyncClient(http_policy(alpha, stream={"resume": "off"})) as client:
                 stream = await ask(client, stream=True)
                 with pytest.raises(StreamInterruptedError):
                     await text_of(stream)

@@ -39,7 +39,7 @@ class TestLoading:
         assert loaded.routes.chat.order == "priority"
         assert loaded.retry.on == ("connect", "rate_limit", "server_error")
         assert "content_filter" not in loaded.failover.on
-        assert loaded.stream.resume == "off"
+        assert loaded.stream.resume == "splice"
         assert loaded.seed is None
 
     def test_policy_is_frozen(self) -> None:

@@ -14,6 +14,8 @@ from router import AllProvidersFailedError, ChatCompletionChunk, Client, StreamI
 from .conftest import USER, http_policy
 from .upstreams import Cut, Empty, InBandError, Malformed, NoDone, Reply, SlowFirst, Status
 
+RESUME_OFF = {"resume": "off"}
+
 
 def stream(client: Client, **kwargs: Any) -> Any:
     return client.chat.completions.create(model="m", messages=USER, stream=True, **kwargs)
@@ -79,7 +81,7 @@ class TestAfterCommit:
         alpha.script(Cut(after_chunks=2))
         received = []
         with capture_logs() as logs, pytest.raises(StreamInterruptedError) as caught:
-            received.extend(stream(Client(http_policy(alpha, beta))))
+            received.extend(stream(Client(http_policy(alpha, beta, stream=RESUME_OFF))))
         assert received
         assert caught.value.provider == "alpha"
         assert caught.value.cause == "connect"
@@ -104,7 +106,7 @@ class TestAfterCommit:
         (alpha,) = openai_upstreams("alpha")
         alpha.script(InBandError(message="the model crashed"))
         with pytest.raises(StreamInterruptedError, match="the model crashed"):
-            list(stream(Client(http_policy(alpha))))
+            list(stream(Client(http_policy(alpha, stream=RESUME_OFF))))
 
     def test_a_malformed_event_is_skipped_and_logged(self, openai_upstreams: Any) -> None:
         """One unparsable event in a good stream is skipped; the answer still completes."""

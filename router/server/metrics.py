@@ -53,6 +53,12 @@ class Metrics:
             ["provider", "state"],
             registry=self.registry,
         )
+        self.stream_resumes = Counter(
+            "router_stream_resumes",
+            "Committed streams that broke and were spliced (resumed) or could not be (failed), by provider that broke.",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
         self.cooled = Gauge(
             "router_providers_cooled_down",
             "Providers (or provider/model keys) cooling down now, read from the health store at scrape time.",
@@ -70,7 +76,11 @@ class Metrics:
     def processor(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """A structlog processor counting ``attempt_failed`` events; passes every event on unchanged."""
         name = event.get("event")
-        if name in ("provider_cooled_down", "provider_recovered"):
+        if name == "stream_resumed":
+            self.stream_resumes.labels(event.get("from_provider", ""), "resumed").inc()
+        elif name == "stream_resume_failed":
+            self.stream_resumes.labels(event.get("provider", ""), "failed").inc()
+        elif name in ("provider_cooled_down", "provider_recovered"):
             state = "cooled_down" if name == "provider_cooled_down" else "recovered"
             self.health_changes.labels(event.get("provider", ""), state).inc()
         elif name == "attempt_failed":

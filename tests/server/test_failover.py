@@ -129,14 +129,18 @@ class TestStreamBeforeCommit:
         assert sum(1 for c in chunks if c["choices"][0]["delta"].get("role")) == 1
 
 
+RESUME_OFF = {"resume": "off"}
+
+
 class TestStreamAfterCommit:
-    """After the first content, a break reaches the client as an error, never as a finished answer."""
+    """After the first content, a break reaches the client as an error, never as a finished answer (with
+    ``stream.resume: off``; splicing is tests/server/test_splice.py)."""
 
     def test_a_cut_stream_makes_the_sdk_raise(self, openai_upstreams: Any, gateway: Any) -> None:
         """The chunks before the cut arrive, then the SDK raises; no chunk claims the answer is finished."""
         alpha, beta = openai_upstreams("alpha", "beta")
         alpha.script(Reply(content="one two three four", chunks=4), Cut(after_chunks=2))
-        client = gateway(media_policy(alpha, beta)).client()
+        client = gateway(media_policy(alpha, beta, stream=RESUME_OFF)).client()
         ask(client)  # the first Reply; the Cut is the streamed request's
         received: list[Any] = []
         stream = client.chat.completions.create(model="m", messages=USER, stream=True)
@@ -153,7 +157,7 @@ class TestStreamAfterCommit:
         """On the wire: content events, then one ``data: {"error": ...}`` event, and no [DONE]."""
         (alpha,) = openai_upstreams("alpha")
         alpha.script(Cut(after_chunks=1))
-        gw = gateway(media_policy(alpha))
+        gw = gateway(media_policy(alpha, stream=RESUME_OFF))
         body = {"model": "m", "messages": USER, "stream": True}
         events = sse_data(requests.post(gw.url("/v1/chat/completions"), json=body, timeout=10).text)
         assert "[DONE]" not in events

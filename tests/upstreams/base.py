@@ -97,9 +97,11 @@ class Reset:
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """Stream: headers, the preamble and ``after_chunks`` content chunks, then close with no terminator."""
+    """Stream: headers, the preamble and ``after_chunks`` content chunks (of ``reply``), then close with no
+    terminator."""
 
     after_chunks: int
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +114,12 @@ class SlowFirst:
 @dataclass(frozen=True, slots=True)
 class Stall:
     """Stream: headers, the preamble and ``after_chunks`` content chunks, then silence for ``seconds``, then the
-    rest of the answer, complete. Not streamed: headers and half the body, the silence, then the other half."""
+    rest of the answer, complete. Not streamed: headers and half the body, the silence, then the other half.
+    ``reply`` is what is streamed (default ``Reply()``)."""
 
     after_chunks: int
     seconds: float
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +538,8 @@ class Upstream:
                 case NoDone():
                     self._reply(Reply(), call, wire)
             return
-        stream = self._stream_for(call, Reply())
+        played = step.reply if isinstance(step, Cut | Stall) and step.reply is not None else Reply()
+        stream = self._stream_for(call, played)
         match step:
             case Cut(after_chunks=n):
                 wire.stream(self.stream_content_type, iter([*stream.head, *stream.chunks[:n]]), cut=True)
