@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/async_http.py
 	$(BIN)/python bench/gateway/run.py
+	$(BIN)/python bench/health.py
+	$(BIN)/python bench/faults.py
 
 schema: $(STAMP)
 	$(BIN)/router schema > schemas/routes.schema.json

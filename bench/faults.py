@@ -4,15 +4,16 @@
     .venv/bin/python bench/faults.py --runs 9
 
 For each fault class, the time from the start of a request to its complete answer (the recovery time), or to
-the clean error when the fault is final (a content-policy rejection, a rejected prefill, a stream broken after
-its first content with ``stream.resume: off``): the median of ``--runs`` sequential requests (ten times as many
+the clean error when the fault is final (a content-policy rejection, a rejected prefill, a broken stream that
+cannot be spliced): the median of ``--runs`` sequential requests (ten times as many
 for faults that cost under 0.1 s), through a sync ``Client`` and through ``router serve`` (one worker, a
 subprocess) with the official ``openai`` SDK as its client. Two of the tests' loopback stand-ins (tests/upstreams)
 play the faults: ``primary`` (tried first) and ``fallback``, both re-scripted before every request. The policy
 keeps the default retry block (2 attempts, backoff 0.25 s doubling with jitter, Retry-After honoured up to 10 s)
 and scales the timeouts down (``timeout_s``, ``first_chunk_timeout_s`` and ``stall_timeout_s`` 1 s instead of
-60/10/10), so a timeout row reads as "the timeout, plus" its overhead. Provider health is switched off, so that
-every request meets its fault instead of a cooled-down provider.
+60/10/10), so a timeout row reads as "the timeout, plus" its overhead; ``stream.resume`` keeps its default,
+``splice`` (the rows marked "resume: off" switch it off). Provider health is switched off, so that every request
+meets its fault instead of a cooled-down provider.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router import Client, RouterError
-from router.policy import Policy
 from tests.upstreams import (
     ContentFilter,
     ContextLength,
@@ -48,6 +48,7 @@ from tests.upstreams import (
     NoDone,
     NoPrefill,
     OpenAIUpstream,
+    Reply,
     Reset,
     SlowFirst,
     Stall,
@@ -70,6 +71,9 @@ class Case:
     persistent: bool = False
     fallback: Step | None = None
     messages: list[dict[str, str]] = field(default_factory=lambda: USER)
+    resume: str = "splice"
+    different_retry: bool = False
+    """The primary's second answer differs from its first (a regeneration that cannot be spliced)."""
 
 
 CASES = [
@@ -82,8 +86,16 @@ CASES = [
     Case("connection reset before any byte", False, Reset()),
     Case("silent provider (timeout_s 1)", False, Hang(3), persistent=True),
     Case("first token late, SSE (first_chunk_timeout_s 1)", True, SlowFirst(3), persistent=True),
-    Case("stream cut mid-answer, SSE", True, Cut(after_chunks=2)),
-    Case("stream stalled mid-answer, SSE (stall_timeout_s 1)", True, Stall(after_chunks=1, seconds=3)),
+    Case("stream cut mid-answer, SSE: spliced", True, Cut(after_chunks=2)),
+    Case("stream stalled mid-answer, SSE (stall_timeout_s 1): spliced", True, Stall(after_chunks=1, seconds=3)),
+    Case("stream cut mid-answer, SSE, resume: off", True, Cut(after_chunks=2), resume="off"),
+    Case(
+        "stream cut, the retry says something else: not spliced",
+        True,
+        Cut(after_chunks=2),
+        fallback=Reply(content="a different answer"),
+        different_retry=True,
+    ),
     Case("malformed SSE event", True, Malformed()),
     Case("finish without [DONE], SSE", True, NoDone()),
     Case("400 context_length_exceeded", False, ContextLength(), persistent=True),
@@ -92,8 +104,8 @@ CASES = [
 ]
 
 
-def policy(primary: OpenAIUpstream, fallback: OpenAIUpstream) -> dict[str, Any]:
-    """``primary`` first, ``fallback`` second, default retry block, 1 s timeouts, no resume, no health."""
+def policy(primary: OpenAIUpstream, fallback: OpenAIUpstream, resume: str = "splice") -> dict[str, Any]:
+    """``primary`` first, ``fallback`` second, default retry block, 1 s timeouts, no health."""
     fast = {"timeout_s": 1, "first_chunk_timeout_s": 1, "stall_timeout_s": 1}
     providers = {
         up.name: {"adapter": "openai", "auth": "none", "base_url": up.base_url, "priority": priority}
@@ -101,10 +113,7 @@ def policy(primary: OpenAIUpstream, fallback: OpenAIUpstream) -> dict[str, Any]:
         | fast
         for up, priority in ((primary, 2), (fallback, 1))
     }
-    out: dict[str, Any] = {"version": 1, "providers": providers, "stream": {"resume": "off"}}
-    if "health" in Policy.model_fields:
-        out["health"] = {"enabled": False}
-    return out
+    return {"version": 1, "providers": providers, "stream": {"resume": resume}, "health": {"enabled": False}}
 
 
 def prepare(case: Case, primary: OpenAIUpstream, fallback: OpenAIUpstream) -> None:
@@ -113,6 +122,8 @@ def prepare(case: Case, primary: OpenAIUpstream, fallback: OpenAIUpstream) -> No
         up.reset()
     if case.primary is not None:
         (primary.always if case.persistent else primary.script)(case.primary)
+    if case.different_retry:
+        primary.always(Reply(content="something else entirely"))
     if case.fallback is not None:
         fallback.always(case.fallback)
 
@@ -134,9 +145,11 @@ def via_gateway(client: openai.OpenAI, case: Case) -> str:
     try:
         raw = client.chat.completions.with_raw_response.create(model="m", messages=case.messages, stream=case.stream)
         parsed = raw.parse()
+        provider = raw.headers["x-router-provider"]
         if case.stream:
-            list(parsed)
-        return f"answer from {raw.headers['x-router-provider']}"
+            for chunk in parsed:
+                provider = getattr(chunk, "provider", None) or provider  # a spliced stream: who finished it
+        return f"answer from {provider}"
     except openai.APIStatusError as exc:
         return f"HTTP {exc.status_code}"
     except openai.APIError:
@@ -190,20 +203,24 @@ def main() -> None:
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         ups = (stack.enter_context(OpenAIUpstream("primary")), stack.enter_context(OpenAIUpstream("fallback")))
-        mapping = policy(*ups)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        url = stack.enter_context(gateway(mapping, workdir))
-        client = stack.enter_context(Client(mapping))
-        sdk = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=30)
-        for case in CASES[:2]:  # warm both paths' connection pools
-            for _ in range(20):
-                prepare(case, *ups)
-                via_client(client, case)
-                via_gateway(sdk, case)
+        paths = {}
+        for resume in ("splice", "off"):  # one Client and one gateway per stream.resume setting
+            mapping = policy(*ups, resume=resume)
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            url = stack.enter_context(gateway(mapping, workdir))
+            sdk = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=30)
+            paths[resume] = (stack.enter_context(Client(mapping)), sdk)
+        for client, sdk in paths.values():
+            for case in CASES[:2]:  # warm both paths' connection pools
+                for _ in range(20):
+                    prepare(case, *ups)
+                    via_client(client, case)
+                    via_gateway(sdk, case)
         rows = []
         for case in CASES:
-            client_s, client_outcome = median_s(case, ups, lambda c: via_client(client, c), args.runs)
-            gateway_s, gateway_outcome = median_s(case, ups, lambda c: via_gateway(sdk, c), args.runs)
+            client, sdk = paths[case.resume]
+            client_s, client_outcome = median_s(case, ups, lambda c, cl=client: via_client(cl, c), args.runs)
+            gateway_s, gateway_outcome = median_s(case, ups, lambda c, s=sdk: via_gateway(s, c), args.runs)
             rows.append((case, client_outcome, client_s, gateway_outcome, gateway_s))
 
     print("| fault | Client: outcome | Client, median | gateway: outcome | gateway, median |")

@@ -21,6 +21,7 @@ import structlog
 __all__ = [
     "EVENTS",
     "attempt_failed",
+    "gateway_unprotected",
     "health_store_restored",
     "health_store_unavailable",
     "malformed_event",
@@ -35,6 +36,7 @@ __all__ = [
     "stream_interrupted",
     "stream_resume_failed",
     "stream_resumed",
+    "unexpected_error",
 ]
 
 EVENTS = (
@@ -52,6 +54,8 @@ EVENTS = (
     "health_store_restored",
     "stream_resumed",
     "stream_resume_failed",
+    "gateway_unprotected",
+    "unexpected_error",
 )
 """Every event name router emits."""
 
@@ -182,6 +186,16 @@ def stream_resumed(
 def stream_resume_failed(log: Logger, *, provider: str, model: str, reason: str, chunks: int) -> None:
     """A cut stream could not be resumed (``reason``: diverged, no_candidate, deadline, tool_calls, ...)."""
     log.error("stream_resume_failed", provider=provider, model=model, reason=reason, chunks=chunks)
+
+
+def gateway_unprotected(*, host: str) -> None:
+    """The gateway has no keys and listens beyond loopback: anyone who reaches it spends the provider keys."""
+    _base().warning("gateway_unprotected", host=host)
+
+
+def unexpected_error(*, path: str) -> None:
+    """A request failed with an error router did not expect (logged with its traceback; answered with 500)."""
+    _base().error("unexpected_error", path=path, exc_info=True)
 
 
 def policy_loaded(path: str, sha256: str, providers: int) -> None:

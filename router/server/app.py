@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 import router
+from router import events
 from router.errors import RouterError
 from router.server.errors import GatewayError, error_body, from_exception
 from router.server.metrics import Metrics
@@ -48,10 +49,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         on_reload=lambda result: metrics.reloads.labels(result).inc(),
     )
     if not settings.api_keys and settings.host not in _LOCAL:
-        logging.getLogger("router").warning(
-            "router serve: no ROUTER_API_KEYS and bound to %s: anyone who can reach it can spend your keys",
-            settings.host,
-        )
+        events.gateway_unprotected(host=settings.host)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +90,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status, body = from_exception(exc)
     if status == 500 and not isinstance(exc, RouterError):
-        logging.getLogger("router").exception("unexpected error in %s", request.url.path)
+        events.unexpected_error(path=request.url.path)
     return JSONResponse(body, status_code=status)
 
 
@@ -144,6 +142,8 @@ def configure_logging(log_format: str, metrics: Metrics | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         renderer,
     ]
+    if not console:  # JSON lines carry a traceback as a structured field; the console renderer prints it itself
+        processors.insert(-1, structlog.processors.dict_tracebacks)
     if metrics is not None:
         processors.insert(0, metrics.processor)
     structlog.configure(

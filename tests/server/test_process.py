@@ -156,3 +156,11 @@ def _who(gw: Any) -> str:
     response = requests.post(gw.url(CHAT), json={"messages": USER}, timeout=5)
     provider: str = response.headers["x-router-provider"]
     return provider
+
+
+def test_an_open_gateway_on_a_public_address_says_so(openai_upstreams: Any, served: Any) -> None:
+    """No ROUTER_API_KEYS and not bound to loopback: one gateway_unprotected warning, as a JSON line."""
+    (alpha,) = openai_upstreams("alpha")
+    gw = served(media_policy(alpha), env={"ROUTER_HOST": "0.0.0.0"})
+    warnings = [e for e in gw.events() if e["event"] == "gateway_unprotected"]
+    assert [(w["host"], w["level"]) for w in warnings] == [("0.0.0.0", "warning")]

@@ -20,8 +20,6 @@ from typing import Any
 import openai
 import pytest
 
-from router.policy import Policy
-
 from ..upstreams import (
     PREFILL_REJECTED,
     ContentFilter,
@@ -31,6 +29,7 @@ from ..upstreams import (
     Malformed,
     NoDone,
     NoPrefill,
+    Reply,
     Reset,
     SlowFirst,
     Stall,
@@ -64,6 +63,7 @@ class Fault:
 
 
 HEALTHY, FILTERED = "answer:healthy", "400:content_policy_violation"
+BONJOUR = "Bonjour tout le monde"
 FAULTS = {
     "none": Fault((), HEALTHY, HEALTHY),
     "retry_after": Fault((Status(429, retry_after="0.05"),), HEALTHY, HEALTHY),
@@ -72,8 +72,12 @@ FAULTS = {
     "reset": Fault((Reset(),), HEALTHY, HEALTHY),
     "silent": Fault((Hang(1),), HEALTHY, HEALTHY),
     "slow_first": Fault((SlowFirst(1),), HEALTHY, HEALTHY),
-    "cut": Fault((Cut(after_chunks=2),), "interrupted", HEALTHY),
-    "stall": Fault((Stall(after_chunks=1, seconds=1),), "interrupted", HEALTHY),
+    # spliced: the cut stand-in cuts its own retry too; the healthy fallback repeats the "hello " / "hello from "
+    # already sent (every stand-in answers "hello from <name>") and finishes the answer
+    "cut": Fault((Cut(after_chunks=2),), HEALTHY, HEALTHY),
+    "stall": Fault((Stall(after_chunks=1, seconds=1),), HEALTHY, HEALTHY),
+    # not spliceable: the fallback's answer differs from the first word on -- a clean error event
+    "cut_diverging": Fault((Cut(after_chunks=1, reply=Reply(content=BONJOUR)),), "interrupted", HEALTHY),
     "malformed": Fault((Malformed(),), "answer:f-malformed", HEALTHY),
     "no_done": Fault((NoDone(),), "answer:f-no_done", "answer:f-no_done"),
     "context_length": Fault((ContextLength(),), HEALTHY, HEALTHY),
@@ -90,16 +94,13 @@ def soak_policy(ups: dict[str, Any]) -> dict[str, Any]:
         for name, up in ups.items()
     }
     pins = [{"model": fault, "route": [*chain(fault), "healthy"], "then": []} for fault in FAULTS]
-    policy = {
+    return {
         "version": 1,
         "providers": providers,
         "routes": {"chat": {"pins": pins}},
         "retry": {"attempts": 2, "backoff_s": 0.01, "max_backoff_s": 0.02},
-        "stream": {"resume": "off"},
+        "health": {"enabled": False},  # every fault is played, not skipped while its provider cools down
     }
-    if "health" in Policy.model_fields:  # every fault is played, not skipped while its provider cools down
-        policy["health"] = {"enabled": False}
-    return policy
 
 
 def chain(fault: str) -> list[str]:
@@ -128,6 +129,7 @@ def one(client: openai.OpenAI, fault: str, sse: bool) -> Result:
         parsed = raw.parse()
         if sse:
             for chunk in parsed:
+                provider = getattr(chunk, "provider", None) or provider  # a spliced stream: who finished it
                 for choice in chunk.choices:
                     text += choice.delta.content or ""
                     finish = choice.finish_reason or finish
@@ -138,8 +140,7 @@ def one(client: openai.OpenAI, fault: str, sse: bool) -> Result:
     except openai.APIConnectionError as exc:  # a timeout included: the gateway hung or dropped the request
         return Result(fault, sse, f"broken:{type(exc).__name__}", time.monotonic() - started)
     except openai.APIError as exc:  # an error event inside the stream
-        whole = f"hello from {provider}"
-        cut_short = whole.startswith(text) and text != whole
+        cut_short = any(whole.startswith(text) and text != whole for whole in (f"hello from {provider}", BONJOUR))
         outcome = "interrupted" if clean(exc.body, "stream_interrupted") and cut_short else ""
         return Result(fault, sse, outcome or f"unclean:{exc.body}", time.monotonic() - started)
     elapsed = time.monotonic() - started
