@@ -29,6 +29,7 @@ __all__ = [
     "policy_rejected",
     "provider_cooled_down",
     "provider_recovered",
+    "provider_skipped",
     "request_failed",
     "request_logger",
     "request_succeeded",
@@ -50,6 +51,7 @@ EVENTS = (
     "policy_rejected",
     "provider_cooled_down",
     "provider_recovered",
+    "provider_skipped",
     "health_store_unavailable",
     "health_store_restored",
     "stream_resumed",
@@ -155,6 +157,11 @@ def provider_cooled_down(
 def provider_recovered(log: Logger, *, provider: str, model: str | None, failures: int) -> None:
     """A cooled-down provider answered again and takes its place in the queue again."""
     log.info("provider_recovered", provider=provider, model=model, failures=failures)
+
+
+def provider_skipped(log: Logger, *, provider: str, model: str, reason: str) -> None:
+    """A candidate moved behind the healthy ones for this request (``reason``: cooling_down, probes_taken)."""
+    log.info("provider_skipped", provider=provider, model=model, reason=reason)
 
 
 def health_store_unavailable(*, store: str, error: str) -> None:

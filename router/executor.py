@@ -177,7 +177,7 @@ class _Walk:
             key = rules.key(candidate.provider, candidate.model)
             status = snapshot.status(key) if rules.enabled else "healthy"
             if status == "cooled":
-                self._later.append(candidate)
+                self._defer(candidate, "cooling_down")
                 continue
             if self.deadline.remaining() <= 0:
                 return
@@ -192,6 +192,10 @@ class _Walk:
 
     def defer(self, candidate: Candidate) -> None:
         """A half-open candidate whose probe slots are taken: try it after the healthy ones."""
+        self._defer(candidate, "probes_taken")
+
+    def _defer(self, candidate: Candidate, reason: str) -> None:
+        events.provider_skipped(self.log, provider=candidate.provider, model=candidate.model, reason=reason)
         self._later.append(candidate)
 
     def has_state(self, key: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -68,6 +69,8 @@ class TestCooldown:
         assert asked == 2
         assert len(alpha.calls) == 2
         assert health_events(logs) == [("provider_cooled_down", "alpha", "failures")]
+        skipped = [(e["provider"], e["reason"]) for e in logs if e["event"] == "provider_skipped"]
+        assert skipped == [("alpha", "cooling_down")] * 2
         cooled = next(e for e in logs if e["event"] == "provider_cooled_down")
         assert cooled["failures"] == 2
         assert cooled["cooldown_s"] == pytest.approx(0.4, abs=0.01)
@@ -218,35 +221,60 @@ class TestAsync:
         ]
 
 
+OUTAGE_HEALTH = {"failure_threshold": 3, "cooldown_s": 0.5}
+
+
+def through_an_outage(alpha: Any, ask: Callable[[], str], down_s: float = 1.5, total_s: float = 3.0) -> None:
+    """Steady traffic (``ask()`` -> who answered) while ``alpha`` fails for ``down_s``, then recovers: every
+    request is answered, by beta during the outage; alpha takes over again within one cooldown (+ slack),
+    and the cooldown spares most requests of the outage the failed attempt."""
+    alpha.always(Status(503))
+    recovered_at: list[float] = []
+
+    def recover() -> None:
+        alpha.always(Reply())
+        recovered_at.append(time.monotonic())
+
+    timer = threading.Timer(down_s, recover)
+    answers: list[tuple[float, str]] = []
+    timer.start()
+    ends = time.monotonic() + total_s
+    while time.monotonic() < ends:
+        answers.append((time.monotonic(), ask()))
+        time.sleep(0.02)
+    timer.join()
+    during = [p for t, p in answers if t < recovered_at[0]]
+    back = next(t for t, p in answers if p == "alpha" and t > recovered_at[0])
+    assert set(during) == {"beta"}
+    assert back - recovered_at[0] < OUTAGE_HEALTH["cooldown_s"] + 1.0  # one cooldown, plus a slow machine's slack
+    assert answers[-1][1] == "alpha"
+    failed_while_down = len(alpha.calls) - sum(1 for _, p in answers if p == "alpha")
+    assert failed_while_down < len(during) / 2
+
+
 class TestOutage:
-    """A primary down for a while under steady traffic: every request answered, the primary used again soon."""
+    """A primary down for a while under steady traffic: every request answered, the primary used again soon
+    (the gateway's twin is in tests/server/test_health_replicas.py)."""
 
-    def test_steady_traffic_through_an_outage(self, openai_upstreams: Any) -> None:
+    def test_sync_client(self, openai_upstreams: Any) -> None:
         alpha, beta = openai_upstreams("alpha", "beta")
-        policy = http_policy(alpha, beta, health={"failure_threshold": 3, "cooldown_s": 0.5})
-        alpha.always(Status(503))
-        recovered_at: list[float] = []
+        with Client(http_policy(alpha, beta, health=OUTAGE_HEALTH)) as client:
+            through_an_outage(alpha, lambda: answered_by(client))
 
-        def recover() -> None:
-            alpha.always(Reply())
-            recovered_at.append(time.monotonic())
+    def test_async_client(self, openai_upstreams: Any) -> None:
+        alpha, beta = openai_upstreams("alpha", "beta")
+        loop = asyncio.new_event_loop()
+        client = AsyncClient(http_policy(alpha, beta, health=OUTAGE_HEALTH))
 
-        timer = threading.Timer(1.5, recover)
-        answers: list[tuple[float, str]] = []
-        with Client(policy) as client:
-            timer.start()
-            ends = time.monotonic() + 3.0
-            while time.monotonic() < ends:
-                answers.append((time.monotonic(), answered_by(client)))
-                time.sleep(0.02)
-        timer.join()
-        during = [p for t, p in answers if t < recovered_at[0]]
-        back = next(t for t, p in answers if p == "alpha" and t > recovered_at[0])
-        assert set(during) == {"beta"}
-        assert back - recovered_at[0] < 0.5 + 1.0  # one cooldown, plus a slow machine's slack
-        assert answers[-1][1] == "alpha"
-        failed_while_down = len(alpha.calls) - sum(1 for _, p in answers if p == "alpha")
-        assert failed_while_down < len(during) / 2  # the cooldown spared most requests the failed attempt
+        def ask() -> str:
+            loop.run_until_complete(client.chat.completions.create(model="m", messages=USER))
+            return str(client.chat.completions.last_provider)
+
+        try:
+            through_an_outage(alpha, ask)
+        finally:
+            loop.run_until_complete(client.aclose())
+            loop.close()
 
 
 class TestMemoryStore:

@@ -12,6 +12,7 @@ import requests
 
 from router.cli import main
 
+from ..test_health import OUTAGE_HEALTH, through_an_outage
 from ..upstreams import Reply, Status
 from .conftest import USER, media_policy
 
@@ -61,6 +62,13 @@ class TestReplicas:
         assert gw.metrics().value("router_health_store_degraded") == 1
         warnings = [e for e in gw.events() if e["event"] == "health_store_unavailable"]
         assert len(warnings) == 1
+
+
+def test_steady_traffic_through_an_outage(openai_upstreams: Any, gateway: Any) -> None:
+    """The gateway's twin of tests/test_health.py's outage: every request answered, alpha back within a cooldown."""
+    alpha, beta = openai_upstreams("alpha", "beta")
+    gw = gateway(media_policy(alpha, beta, health=OUTAGE_HEALTH, retry={"attempts": 1}))
+    through_an_outage(alpha, lambda: ask(gw))
 
 
 class TestAdminEndpoint:

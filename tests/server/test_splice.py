@@ -7,7 +7,7 @@ from typing import Any
 import openai
 import pytest
 
-from ..upstreams import Cut, Reply
+from ..upstreams import Cut, Reply, Stall
 from .conftest import USER, media_policy
 
 ANSWER = "The answer to everything is forty-two, as computed."
@@ -42,3 +42,16 @@ class TestGateway:
         assert "broke" in str(caught.value)
         assert gw.metrics().value("router_stream_resumes_total", provider="alpha", outcome="failed") == 1
         assert "hello from alpha".startswith("".join(c.choices[0].delta.content or "" for c in received if c.choices))
+
+
+def test_a_stalled_stream_is_finished_by_the_next_candidate(openai_upstreams: Any, gateway: Any) -> None:
+    """Silent past stall_timeout_s mid-answer: beta regenerates the same answer and the SDK reads it whole."""
+    alpha, beta = openai_upstreams("alpha", "beta")
+    alpha.script(Stall(after_chunks=2, seconds=5, reply=Reply(content=ANSWER, chunks=5)))
+    beta.always(Reply(content=ANSWER, chunks=3))
+    policy = media_policy(alpha, beta)
+    policy["providers"]["alpha"]["stall_timeout_s"] = 0.3
+    chunks = list(gateway(policy).client().chat.completions.create(model="m", messages=USER, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert getattr(chunks[-1], "provider", None) == "beta"
