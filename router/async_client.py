@@ -19,7 +19,7 @@ from router import chat, events, images, speech
 from router.client import ClientBase, models_of
 from router.errors import ProviderError
 from router.executor import Deadline, Outcome, execute_async
-from router.health import AsyncHealthStore, open_async_store
+from router.health import AsyncHealthStore, AsyncMemoryStore, HealthRules
 from router.namespaces import Namespace, ProviderChoice, model_list
 from router.policy import NAMESPACES
 from router.resolver import Candidate
@@ -30,7 +30,17 @@ from router.transport import Proxies
 from router.transport_aio import AiohttpTransport
 from router.types import ChatCompletion, ImagesResponse, ModelList
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "open_async_store"]
+
+
+def open_async_store(rules: HealthRules, url: str | None = None) -> AsyncHealthStore:
+    """:func:`router.client.open_store` for an AsyncClient (and the gateway)."""
+    where = url or rules.store
+    if where == "memory":
+        return AsyncMemoryStore()
+    from router.health_redis import AsyncRedisStore  # noqa: PLC0415 - redis is imported only when used
+
+    return AsyncRedisStore(where)
 
 
 class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):

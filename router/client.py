@@ -21,7 +21,7 @@ from router.adapters import Adapter, adapter_class
 from router.compiler import compile_policy
 from router.errors import InvalidResponseError, ProviderError, did_you_mean
 from router.executor import Deadline, Outcome, execute
-from router.health import HealthStore, open_store
+from router.health import HealthRules, HealthStore, MemoryStore
 from router.loader import load_policy
 from router.namespaces import Audio, Chat, Images, Models, ProviderChoice
 from router.policy import NAMESPACES, Policy
@@ -29,11 +29,22 @@ from router.resolver import Availability, Candidate, ProviderSpec, Resolver, Rou
 from router.settings import default_policy_source, key_value, output_dir, present_keys, state_url
 from router.transport import HttpResponse, Proxies, RequestsTransport
 
-__all__ = ["Client", "ClientBase", "load_resolver"]
+__all__ = ["Client", "ClientBase", "load_resolver", "open_store"]
 
 PolicySource = str | os.PathLike[str] | Mapping[str, Any] | Policy | Resolver | None
 TransportT = TypeVar("TransportT")
 HealthT = TypeVar("HealthT")
+
+
+def open_store(rules: HealthRules, url: str | None = None) -> HealthStore:
+    """The health store for a synchronous client: ``url`` (``$ROUTER_STATE_URL``), else the policy's
+    ``health.store``; ``redis`` is imported only for a Redis URL (it costs over 100 ms)."""
+    where = url or rules.store
+    if where == "memory":
+        return MemoryStore()
+    from router.health_redis import RedisStore  # noqa: PLC0415 - see the docstring
+
+    return RedisStore(where)
 
 
 def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:

@@ -14,7 +14,8 @@ State, keyed by :meth:`HealthRules.key`::
          +---------------------------- success (any state) -------------+---- probe failed ---+
 
 Stores: :class:`MemoryStore` (one process, the default) and, in :mod:`router.health_redis`, Redis stores
-shared by every replica. A request reads one :class:`Snapshot` when it starts; it writes only when
+shared by every replica; the clients open the one configured (:func:`router.client.open_store`), so that
+``redis`` is imported only when it is used. A request reads one :class:`Snapshot` when it starts; it writes only when
 something happened (a failure, a success of a key with state, a probe claim), so a healthy fleet costs one
 dictionary check per candidate in process and one round trip per request on Redis.
 """
@@ -37,8 +38,6 @@ __all__ = [
     "MemoryStore",
     "Snapshot",
     "Status",
-    "open_async_store",
-    "open_store",
     "redact_url",
 ]
 
@@ -289,23 +288,3 @@ def redact_url(url: str) -> str:
     if not sep:
         return url
     return f"{scheme}://{rest.rpartition('@')[2]}"
-
-
-def open_store(rules: HealthRules, url: str | None = None) -> HealthStore:
-    """The store for a synchronous client: ``url`` (``$ROUTER_STATE_URL``) or the policy's ``health.store``."""
-    where = url or rules.store
-    if where == "memory":
-        return MemoryStore()
-    from router.health_redis import RedisStore  # noqa: PLC0415 - redis is imported only when configured
-
-    return RedisStore(where)
-
-
-def open_async_store(rules: HealthRules, url: str | None = None) -> AsyncHealthStore:
-    """:func:`open_store` for an AsyncClient (and the gateway)."""
-    where = url or rules.store
-    if where == "memory":
-        return AsyncMemoryStore()
-    from router.health_redis import AsyncRedisStore  # noqa: PLC0415 - as above
-
-    return AsyncRedisStore(where)

@@ -70,3 +70,16 @@ class TestPublicSurface:
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
         assert result.stdout.split() == ["False", "True"]
+
+    def test_redis_is_loaded_only_for_a_redis_store(self) -> None:
+        """redis costs over 100 ms to import: a client with in-process health never loads it."""
+        code = (
+            "import sys, router\n"
+            "policy = {'version': 1, 'providers': {'a': {'adapter': 'espeak', 'auth': 'none',"
+            " 'models': {'speech': ['espeak-ng']}}}}\n"
+            "router.Client(policy).close(); print('redis' in sys.modules)\n"
+            "router.Client({**policy, 'health': {'store': 'redis://127.0.0.1:1/0'}}).close()\n"
+            "print('redis' in sys.modules)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+        assert result.stdout.split() == ["False", "True"]

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from router import events
-from router.async_client import AsyncClient
+from router.async_client import AsyncClient, open_async_store
 from router.compiler import compile_health
 from router.errors import PolicyError
-from router.health import AsyncHealthStore, open_async_store
+from router.health import AsyncHealthStore
 from router.loader import LoadedPolicy, read_policy
 from router.settings import state_url
 
