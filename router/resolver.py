@@ -1,29 +1,28 @@
-"""The compiled policy and its request-time half: which provider and model go first, and what follows.
+"""The compiled policy and its request-time half: which provider and model go first.
 
-``compile_policy`` (in :mod:`router.compiler`) builds a :class:`Resolver` once; ``Resolver.resolve`` then
-does dictionary lookups and cached name matching only::
+``compile_policy`` (in :mod:`router.compiler`) builds a :class:`Resolver` once from the data classes here
+(:class:`ProviderSpec`, :class:`RetryPlan`, one :class:`Table` per namespace, its pins as :class:`PinRule`);
+``Resolver.resolve`` then does dictionary lookups and cached name matching only::
 
     resolve(namespace, model, provider=..., keys=..., exclude=...) -> Route
         Route.first                      the first Candidate (DESIGN section 4)
         Route.queue                      FallbackQueue: first, pin chain, then the tiers (DESIGN section 5)
 
-The queue is lazy: a walk that stops at the second candidate never computes the fuzzy or any tier, which
-matters with a thousand providers. It is also replayable: every shuffle of equal priorities draws from
-``random.Random(route.seed)``, so iterating a queue twice gives the same order and
-``resolve(..., seed=route.seed)`` rebuilds the same route. Route seeds come from one generator seeded with
-the policy's ``seed:``, so a seeded policy replays a whole sequence of decisions.
+Resolution decides the first candidate and a plan for the rest; :mod:`router.fallback` turns that plan,
+the caller's :class:`Availability` and the route's seed into the lazy, replayable queue (``Candidate`` and
+``FallbackQueue`` are re-exported here). Route seeds come from one generator seeded with the policy's
+``seed:``, so a seeded policy replays a whole sequence of decisions.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import Literal, TypeVar
 
 from router.errors import NoRouteError, did_you_mean
+from router.fallback import Candidate, FallbackQueue, MatchKind, Plan, Shuffler, Source
 from router.health import HealthRules
 from router.matching import ModelIndex
 
@@ -39,25 +38,7 @@ __all__ = [
     "Table",
 ]
 
-Source = Literal["explicit", "pin", "exact", "fuzzy", "any"]
-"""Where a candidate came from: an explicit provider, a pin's chain, or a fallback tier."""
-MatchKind = Literal["explicit", "auto", "pin", "exact", "substring", "difflib", "unchanged"]
-"""How the first candidate was chosen."""
 _MEMO_LIMIT = 4096
-_T = TypeVar("_T")
-_MASK64 = (1 << 64) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One provider and the model to ask it for; ``tier`` says how it got into the queue."""
-
-    provider: str
-    model: str
-    tier: Source
-
-    def __str__(self) -> str:
-        return f"{self.provider}/{self.model}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,109 +141,6 @@ class Availability:
     """Each provider's default model in this namespace (None: none listed)."""
 
 
-class _Shuffler:
-    """Lazy, replayable shuffling of tie groups, drawn from a route's seed.
-
-    A route is a pure function of its seed. The draws come from splitmix64 (a few integer operations), not a
-    ``random.Random``, whose construction alone would cost more than resolving an exact name.
-    """
-
-    __slots__ = ("_state",)
-
-    def __init__(self, seed: int) -> None:
-        self._state = seed & _MASK64
-
-    def order(self, group: Sequence[int]) -> Iterable[int]:
-        """The group's members in a random order, drawn one at a time (Fisher-Yates, stopped early)."""
-        return group if len(group) < 2 else self._lazy(list(group))
-
-    def order_pairs(self, group: Sequence[tuple[int, str]]) -> Iterable[tuple[int, str]]:
-        """Like :meth:`order`, for (provider, spelling) pairs."""
-        return group if len(group) < 2 else self._lazy(list(group))
-
-    def _next(self) -> int:
-        self._state = z = (self._state + 0x9E3779B97F4A7C15) & _MASK64
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        return z ^ (z >> 31)
-
-    def _lazy(self, items: list[_T]) -> Iterator[_T]:
-        n = len(items)
-        for i in range(n):
-            j = i + self._next() % (n - i)
-            items[i], items[j] = items[j], items[i]
-            yield items[i]
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """The first candidate of a request and what follows it."""
-
-    first: tuple[int, str, Source]
-    match: MatchKind
-    chain: tuple[tuple[int, str], ...]
-    tiers: tuple[str, ...]
-    target: str
-
-
-@dataclass(frozen=True, slots=True)
-class FallbackQueue:
-    """The candidates of one request in order, first included; iterate it (lazily) or ``tuple()`` it.
-
-    Order: the first candidate, the rest of a pin's chain, then each tier (``exact``, ``fuzzy``, ``any`` as
-    the route lists them) over the available providers; no provider twice; at most ``limit`` candidates.
-    """
-
-    first: Candidate
-    limit: int | None
-    _plan: _Plan
-    _view: Availability
-    _seed: int
-
-    def __iter__(self) -> Iterator[Candidate]:
-        return islice(self._walk(), self.limit)
-
-    def __len__(self) -> int:
-        """How many candidates the queue holds; cheap when tier any is in it (every available provider is)."""
-        if "any" in self._plan.tiers:
-            available = len(self._view.ok)
-            return available if self.limit is None else min(available, self.limit)
-        return sum(1 for _ in self)
-
-    def _walk(self) -> Iterator[Candidate]:
-        yield self.first
-        plan, names = self._plan, self._view.names
-        used = {plan.first[0]}
-        for index, model in plan.chain:
-            if index not in used:
-                used.add(index)
-                yield Candidate(names[index], model, "pin")
-        shuffler = _Shuffler(self._seed)
-        for tier in plan.tiers:
-            for index, model in self._tier(tier, shuffler, used):
-                if index not in used:
-                    used.add(index)
-                    yield Candidate(names[index], model, tier)  # type: ignore[arg-type]
-
-    def _tier(self, tier: str, shuffler: _Shuffler, used: set[int]) -> Iterator[tuple[int, str]]:
-        view, target = self._view, self._plan.target
-        table, ok = view.table, view.ok
-        if tier == "exact":
-            for pairs in table.exact.get(target.casefold(), ()):
-                yield from ((i, m) for i, m in shuffler.order_pairs(pairs) if i in ok)
-        elif tier == "fuzzy":
-            ranking = table.index.ranking(target.casefold())
-            for group in table.groups:
-                for i in shuffler.order(group):
-                    if i in ok and i not in used and (found := ranking.closest_among(i, table.own[i].keys())):
-                        yield i, table.own[i][found[0]]
-        else:
-            for group in table.groups:
-                for i in shuffler.order(group):
-                    if i in ok:
-                        yield i, view.defaults[i] or target
-
-
 @dataclass(frozen=True, slots=True)
 class Route:
     """The outcome of resolving one request: how it matched, the first candidate and the whole queue."""
@@ -334,7 +212,7 @@ class Resolver:
         view = self.availability(namespace, keys=keys, exclude=exclude, api_key=api_key)
         if seed is None:
             seed = self._rng.getrandbits(64)
-        shuffler = _Shuffler(seed)
+        shuffler = Shuffler(seed)
         key = model.casefold()
         name = table.aliases.get(key)
         if name is None:
@@ -430,7 +308,7 @@ class Resolver:
             raise self._no_route(view, name, f"provider {self.names[index]} is unavailable: {why}")
         return index, name, key, prefixed
 
-    def _explicit_plan(self, view: Availability, index: int, name: str, key: str, *, literal: bool) -> _Plan:
+    def _explicit_plan(self, view: Availability, index: int, name: str, key: str, *, literal: bool) -> Plan:
         table = view.table
         if key == "auto":
             model = view.defaults[index]
@@ -443,7 +321,7 @@ class Resolver:
             if model is None:
                 why = f"provider {self.names[index]} does not list it and tier any is disabled"
                 raise self._no_route(view, name, why)
-        return _Plan((index, model, "explicit"), "explicit", (), table.tiers, model)
+        return Plan((index, model, "explicit"), "explicit", (), table.tiers, model)
 
     def _model_at(self, table: Table, index: int, name: str, *, literal: bool) -> str | None:
         """``name`` as provider ``index`` spells it: listed, else (for a bare provider=) its closest.
@@ -461,33 +339,33 @@ class Resolver:
                 return table.own[index][found[0]]
         return name if "any" in table.tiers else None
 
-    def _auto_plan(self, table: Table, view: Availability, shuffler: _Shuffler, requested: str) -> _Plan:
+    def _auto_plan(self, table: Table, view: Availability, shuffler: Shuffler, requested: str) -> Plan:
         for group in table.groups:
             for i in shuffler.order(group):
                 model = view.defaults[i]
                 if model is not None and i in view.ok:
-                    return _Plan((i, model, "any"), "auto", (), table.tiers, model)
+                    return Plan((i, model, "any"), "auto", (), table.tiers, model)
         raise self._no_route(view, requested, "no available provider has a default model")
 
-    def _model_plan(self, table: Table, view: Availability, shuffler: _Shuffler, name: str, key: str) -> _Plan:
+    def _model_plan(self, table: Table, view: Availability, shuffler: Shuffler, name: str, key: str) -> Plan:
         pin = table.pin_for(key) if table.pins else None
         tiers = table.tiers if pin is None else pin.then
         if pin is not None:
             chain = tuple((i, model or _listed(table, i, name) or name) for i, model in pin.chain if i in view.ok)
             if chain:
-                return _Plan((*chain[0], "pin"), "pin", chain[1:], tiers, name)
+                return Plan((*chain[0], "pin"), "pin", chain[1:], tiers, name)
         for tier in tiers:
             found = self._match(view, shuffler, name, key, tier)
             if found is not None:
                 first, kind, target = found
-                return _Plan(first, kind, (), tiers, target)
+                return Plan(first, kind, (), tiers, target)
         if pin is not None and not tiers:
             raise self._no_route(view, name, f"no provider of pin {pin.glob!r} is available")
         reason = "no available provider lists it" + ("" if "any" in tiers else " and tier any is disabled")
         raise self._no_route(view, name, reason)
 
     def _match(
-        self, view: Availability, shuffler: _Shuffler, name: str, key: str, tier: str
+        self, view: Availability, shuffler: Shuffler, name: str, key: str, tier: str
     ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
         """The first candidate ``tier`` allows: (provider, model, source), how it matched, the model that follows."""
         table, ok = view.table, view.ok
@@ -513,7 +391,7 @@ class Resolver:
 
 
 def _first_holder(
-    table: Table, ok: frozenset[int], shuffler: _Shuffler, key: str, kind: MatchKind
+    table: Table, ok: frozenset[int], shuffler: Shuffler, key: str, kind: MatchKind
 ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
     """The first available provider listing the model ``key``, in tier order, with its spelling."""
     tier: Source = "exact" if kind == "exact" else "fuzzy"
