@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 
@@ -153,7 +155,9 @@ class RequestsTransport:
             self.session.proxies.update(proxies)
 
     def send(self, request: HttpRequest, *, timeout: float, proxies: Proxies | None = None) -> HttpResponse:
-        """Send and read the whole response; ``timeout`` bounds connecting and each wait for data."""
+        """Send and read the whole response within ``timeout`` seconds in all: a provider that sends its body a
+        byte at a time cannot stretch an attempt (or the request's deadline) any more than a silent one."""
+        ends = time.monotonic() + timeout
         with _translated():
             response = self.session.request(
                 request.method,
@@ -162,8 +166,15 @@ class RequestsTransport:
                 **_body(request),
                 timeout=(min(timeout, 10.0), timeout),
                 proxies=dict(proxies) if proxies else None,
+                stream=True,
             )
-            return HttpResponse(response.status_code, response.headers, response.content)
+            try:
+                body = _read_by(response, ends)
+            except BaseException:
+                response.close()  # the body was not read to its end: the connection cannot be reused
+                raise
+            response.raw.release_conn()
+            return HttpResponse(response.status_code, response.headers, body)
 
     def open_stream(
         self, request: HttpRequest, *, connect_timeout: float, read_timeout: float, proxies: Proxies | None = None
@@ -198,6 +209,9 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     return {"files": parts}
 
 
+_READ_SIZE = 65536
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """requests' and the socket's exceptions -> router's ProviderError classes, at this one boundary."""
@@ -222,6 +236,27 @@ def _translated() -> Iterator[None]:
         raise ProviderConnectionError(f"request failed: {type(exc).__name__}") from exc
     except OSError as exc:
         raise ProviderConnectionError(f"connection failed: {exc.strerror or type(exc).__name__}") from exc
+
+
+def _read_by(response: requests.Response, ends: float) -> bytes:
+    """The whole body, each read waiting at most until ``ends`` (``read1`` makes at most one socket read)."""
+    raw, sock = response.raw, getattr(getattr(response.raw, "connection", None), "sock", None)
+    parts: list[bytes] = []
+    try:
+        while True:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise ProviderTimeoutError("the response took longer than the attempt's time limit")
+            if isinstance(sock, socket.socket):
+                sock.settimeout(left)
+            part = raw.read1(_READ_SIZE, decode_content=True)
+            if not part:
+                return b"".join(parts)
+            parts.append(part)
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+        raise ProviderTimeoutError("no data within the time limit") from exc
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
+        raise ProviderConnectionError("the connection closed in the middle of the response") from exc
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

@@ -96,8 +96,8 @@ class AiohttpTransport:
         return chosen.get(scheme) or chosen.get("all") or None
 
     async def send(self, request: HttpRequest, *, timeout: float, proxies: Proxies | None = None) -> HttpResponse:
-        """Send and read the whole response; ``timeout`` bounds connecting and each wait for data."""
-        limits = aiohttp.ClientTimeout(total=None, connect=min(timeout, _CONNECT_CAP_S), sock_read=timeout)
+        """Send and read the whole response within ``timeout`` seconds in all (connecting included)."""
+        limits = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, _CONNECT_CAP_S), sock_read=timeout)
         try:
             async with self._session_now().request(
                 request.method,
