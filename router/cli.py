@@ -10,6 +10,10 @@
     router image PROMPT [-o FILE] ...  an image to a file, through the policy
     router serve [--policy P] ...      the OpenAI-compatible gateway
 
+Here: the arguments, and one small handler per command that loads, calls the library and prints. What
+``explain`` prints (and the live health it reads with ``--gateway``) is :mod:`router.explain`; ``diff``
+compares with :mod:`router.diff` and prints :mod:`router.diff_report`'s Markdown or the ``--json`` form.
+
 Key presence for ``explain`` is read from the environment (through :mod:`router.settings`) unless
 ``--key``/``--no-keys`` say otherwise; key values are never read into output.
 """
@@ -20,25 +24,23 @@ import argparse
 import base64
 import json
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import requests
 import structlog
 
-from router import audio, checks
+from router import audio, checks, diff_report
 from router.client import Client
 from router.compiler import compile_policy
-from router.diff import Outcome, PolicyChange, PolicyDiff, RouteChange, TestChange, diff_policies
+from router.diff import diff_policies
 from router.errors import NoRouteError, PolicyError, PolicyIssue, RouterError
+from router.explain import explain_data, explain_text, failure_data, gateway_health, no_route_text
 from router.loader import LoadedPolicy, read_policy
 from router.policy import NAMESPACES, json_schema
-from router.resolver import Resolver, Route
 from router.settings import present_keys
 
 __all__ = ["main"]
@@ -195,135 +197,24 @@ def _explain(args: argparse.Namespace) -> int:
     view = resolver.availability(args.namespace, keys=keys, exclude=args.exclude)
     dropped = {resolver.names[i]: why for i, why in view.dropped.items()}
     try:
-        health = _gateway_health(args.gateway, args.gateway_key) if args.gateway else None
+        health = gateway_health(args.gateway, args.gateway_key) if args.gateway else None
     except (requests.RequestException, ValueError) as exc:
         print(f"router explain: cannot read health from {args.gateway}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     if args.json:
-        data = _explain_data(args, route, dropped)
-        if health is not None:
-            data["health"] = health.report
-            for entry in data["queue"]:
-                entry["health"] = health.status(entry["provider"], entry["model"])
-        return _print_json(data)
-    print(_explain_text(args, resolver, route, dropped, health))
+        return _print_json(explain_data(args.path, route, dropped, health))
+    print(explain_text(args.path, resolver, route, dropped, health))
     return EXIT_OK
-
-
-class _Health:
-    """A gateway's ``/admin/health`` report, looked up per candidate."""
-
-    def __init__(self, url: str, report: dict[str, Any]) -> None:
-        self.url, self.report = url, report
-        self.scope = report["rules"]["scope"]
-        self.keys = {entry["key"]: entry for entry in report["keys"]}
-
-    def status(self, provider: str, model: str) -> str:
-        entry = self.keys.get(provider if self.scope == "provider" else f"{provider}/{model}")
-        return str(entry["status"]) if entry else "healthy"
-
-    def note(self, provider: str, model: str) -> str:
-        entry = self.keys.get(provider if self.scope == "provider" else f"{provider}/{model}")
-        if entry is None or entry["status"] == "healthy":
-            return ""
-        if entry["status"] == "cooled":
-            return f"  [cooling down, {entry['cooldown_remaining_s']:g} s left: tried last]"
-        return "  [half-open: the next request probes it]"
-
-    def summary(self) -> str:
-        store = self.report["store"]
-        cooled = sum(1 for entry in self.keys.values() if entry["status"] == "cooled")
-        where = store["kind"] + (f" {store['url']}" if store.get("url") else "")
-        degraded = ", degraded: Redis unreachable" if store.get("degraded") else ""
-        return f"health     {self.url}: store {where}{degraded}; {cooled} cooling down"
-
-
-def _gateway_health(url: str, key: str | None) -> _Health:
-    """GET ``url``/admin/health with a gateway key (``--gateway-key``, else ``$ROUTER_GATEWAY_KEY``)."""
-    key = key or os.environ.get("ROUTER_GATEWAY_KEY")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = requests.get(url.rstrip("/") + "/admin/health", headers=headers, timeout=10)
-    if response.status_code == 401:
-        raise ValueError("the gateway wants a key: pass --gateway-key or set ROUTER_GATEWAY_KEY")
-    response.raise_for_status()
-    return _Health(url, response.json())
 
 
 def _explain_failure(args: argparse.Namespace, exc: Exception) -> int:
     if args.json:
-        data: dict[str, Any] = {"namespace": args.namespace, "requested_model": args.model, "error": str(exc)}
-        if isinstance(exc, NoRouteError):
-            data |= {"reason": exc.reason, "dropped": dict(exc.dropped)}
-        _print_json(data)
-        return EXIT_PROBLEMS
-    if isinstance(exc, NoRouteError):
-        print(f"no route for {args.namespace} model {args.model!r}: {exc.reason}")
-        _print_dropped(exc.dropped)
+        _print_json(failure_data(args.namespace, args.model, exc))
+    elif isinstance(exc, NoRouteError):
+        print(no_route_text(args.namespace, args.model, exc))
     else:
         print(f"router explain: {exc}", file=sys.stderr)
     return EXIT_PROBLEMS
-
-
-def _explain_data(args: argparse.Namespace, route: Route, dropped: dict[str, str]) -> dict[str, Any]:
-    return {
-        "namespace": route.namespace,
-        "requested_model": route.requested_model,
-        "model": route.model,
-        "match": route.match,
-        "first": {"provider": route.first.provider, "model": route.first.model},
-        "queue": [{"provider": c.provider, "model": c.model, "tier": c.tier} for c in route.queue],
-        "max_attempts": route.queue.limit,
-        "dropped": dropped,
-        "seed": route.seed,
-        "policy": args.path,
-    }
-
-
-def _explain_text(
-    args: argparse.Namespace,
-    resolver: Resolver,
-    route: Route,
-    dropped: dict[str, str],
-    health: _Health | None = None,
-) -> str:
-    queue = list(route.queue)
-    aliased = resolver.tables[route.namespace].aliases.get(route.requested_model.casefold())
-    alias = f" (alias of {aliased})" if aliased is not None else ""
-    width = max(len(c.provider) for c in queue)
-    lines = [
-        f"policy     {args.path}",
-        f"request    {route.namespace} model {route.requested_model!r}{alias}",
-        f"matched    {route.match} -> {route.first}",
-        f"queue      {len(queue)} candidate{'s' if len(queue) != 1 else ''}"
-        f" (max_attempts: {route.queue.limit or 'all'})",
-    ]
-    position = 0
-    for tier, members in groupby(queue, key=lambda c: c.tier):
-        lines.append(f"  {tier}")
-        for candidate in members:
-            position += 1
-            priority = resolver.provider(candidate.provider).priority
-            note = health.note(candidate.provider, candidate.model) if health is not None else ""
-            lines.append(
-                f"    {position:>2}. {candidate.provider:<{width}}  {candidate.model}  (priority {priority}){note}"
-            )
-    lines.append(f"seed       {route.seed} (replay with --seed {route.seed})")
-    if health is not None:
-        lines.append(health.summary())
-    text = "\n".join(lines)
-    if dropped:
-        text += "\n" + _dropped_text(dropped)
-    return text
-
-
-def _dropped_text(dropped: dict[str, str] | Any) -> str:
-    width = max(len(name) for name in dropped)
-    return "dropped\n" + "\n".join(f"    {name:<{width}}  {why}" for name, why in dropped.items())
-
-
-def _print_dropped(dropped: Any) -> None:
-    if dropped:
-        print(_dropped_text(dropped))
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -347,92 +238,8 @@ def _diff(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"old": args.old, "new": args.new, "valid": True, **result.as_dict()})
     else:
-        print(_diff_markdown(args.old, args.new, result))
+        print(diff_report.markdown(args.old, args.new, result))
     return EXIT_PROBLEMS if result else EXIT_OK
-
-
-_DIFF_ROWS = 50
-"""Route rows per namespace in the Markdown (a pull-request comment has a size limit); --json lists all."""
-_DIFF_NAMES = 6
-"""Candidates named per table cell before "and N more"."""
-
-
-def _diff_markdown(old: str, new: str, result: PolicyDiff) -> str:
-    """The diff as a pull-request comment: a summary heading, a table per namespace, then policy and tests."""
-    if not result:
-        return f"No routing changes: nothing routes differently between {_code(old)} and {_code(new)}."
-    lines = [
-        f"## Routing changes: {_diff_summary(result)}",
-        "",
-        f"{_code(old)} → {_code(new)}, every key counted as set; candidates that tie on priority are compared"
-        " as ties (shown as *a* or *b*).",
-    ]
-    for ns in NAMESPACES:
-        changes = [change for change in result.routes if change.namespace == ns]
-        if changes:
-            lines += ["", f"### {ns}", "", "| model | first candidate | queue |", "|---|---|---|"]
-            lines += [f"| {_code(c.model)} | {_first_cell(c)} | {_queue_cell(c)} |" for c in changes[:_DIFF_ROWS]]
-            if len(changes) > _DIFF_ROWS:
-                lines += ["", f"…and {len(changes) - _DIFF_ROWS} more {ns} routes (`router diff --json` lists all)."]
-    if result.policy:
-        lines += ["", "### Providers and rules", "", *(f"- {_policy_line(c)}" for c in result.policy)]
-    if result.tests:
-        lines += ["", "### tests: entries", "", *(f"- {_test_line(c)}" for c in result.tests)]
-    return "\n".join(lines)
-
-
-def _diff_summary(result: PolicyDiff) -> str:
-    routes, policy, tests = len(result.routes), len(result.policy), len(result.tests)
-    parts = [f"{routes} route{'s change' if routes != 1 else ' changes'}"]
-    if policy:
-        parts.append(f"{policy} provider or rule change{'s' if policy != 1 else ''}")
-    if tests:
-        parts.append(f"{tests} test{'s change' if tests != 1 else ' changes'} outcome")
-    return ", ".join(parts)
-
-
-def _code(text: str) -> str:
-    """Inline code for Markdown, safe inside a table cell."""
-    return "`" + text.replace("|", "\\|") + "`"
-
-
-def _candidates(names: Sequence[str]) -> str:
-    shown = [_code(name) for name in names[:_DIFF_NAMES]]
-    more = f" and {len(names) - _DIFF_NAMES} more" if len(names) > _DIFF_NAMES else ""
-    return ", ".join(shown) + more
-
-
-def _first_cell(change: RouteChange) -> str:
-    def first(outcome: Outcome) -> str:
-        return " or ".join(_code(name) for name in outcome.first) if outcome.first else "no route"
-
-    if not change.first_changed:
-        return f"{first(change.new)} (same)"
-    return f"{first(change.old)} → {first(change.new)}"
-
-
-def _queue_cell(change: RouteChange) -> str:
-    parts = [
-        f"{label} {_candidates(names)}"
-        for label, names in (("added", change.added), ("removed", change.removed), ("moved", change.moved))
-        if names
-    ]
-    return "; ".join(parts) or "same"
-
-
-def _policy_line(change: PolicyChange) -> str:
-    if change.field in ("added", "removed"):
-        return f"{_code(change.subject)} {change.field}"
-    was = _code(change.old) if change.old is not None else "none"
-    now = _code(change.new) if change.new is not None else "none"
-    return f"{_code(change.subject)} {change.field}: {was} → {now}"
-
-
-def _test_line(change: TestChange) -> str:
-    where = f"tests[{change.index}]" + (" (old policy)" if change.policy == "old" else "")
-    held = "holds" if change.old is None else f"fails ({change.old})"
-    holds = "holds" if change.new is None else f"fails ({change.new})"
-    return f"{_code(where)} {change.namespace} {_code(change.model)}: {held} → {holds}"
 
 
 def _schema(args: argparse.Namespace) -> int:
