@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 from router import audio, events
 from router.adapters.base import Adapter, LocalSpeech, SpeechRequest
-from router.errors import BadRequestError, ProviderError, SpeechNotGeneratedError
+from router.errors import BadRequestError, ProviderError, ProviderTimeoutError, SpeechNotGeneratedError
 from router.resolver import Candidate, ProviderSpec
 from router.streaming import interrupted
 from router.transport import (
@@ -91,7 +92,8 @@ def speech_attempt(
                 response = transport.open_stream(
                     http, connect_timeout=min(timeout, 10.0), read_timeout=timeout, proxies=proxies
                 )
-                return AudioStream.open(adapter, response, chunk_size, candidate, log)
+                budget = _Budget(timeout, time.monotonic() + remaining_s)
+                return AudioStream.open(adapter, response, chunk_size, candidate, log, budget)
             http = adapter.speech_request(candidate.model, ask, stream=False)
             data = _audio(adapter, candidate, wanted, native, transport.send(http, timeout=timeout, proxies=proxies))
         return AudioStream.of_bytes(data, chunk_size, candidate, log) if stream else data
@@ -129,7 +131,8 @@ def speech_attempt_async(
                 response = await transport.open_stream(
                     http, connect_timeout=min(timeout, 10.0), read_timeout=timeout, proxies=proxies
                 )
-                return await AsyncAudioStream.open(adapter, response, chunk_size, candidate, log)
+                budget = _Budget(timeout, time.monotonic() + remaining_s)
+                return await AsyncAudioStream.open(adapter, response, chunk_size, candidate, log, budget)
             http = adapter.speech_request(candidate.model, ask, stream=False)
             whole = await transport.send(http, timeout=timeout, proxies=proxies)
             data = _audio(adapter, candidate, wanted, native, whole)
@@ -190,6 +193,20 @@ def _first_or_raise(first: bytes) -> bytes:
     return first
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Budget:
+    """A committed audio stream's limits: each read waits at most ``read_timeout_s``, never past ``ends``."""
+
+    read_timeout_s: float
+    ends: float
+
+    def next_read(self) -> float:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise ProviderTimeoutError("the request's deadline passed mid-stream")
+        return min(self.read_timeout_s, left)
+
+
 class AudioStream:
     """Audio bytes as they arrive, after the first ones: iterate it; ``close()`` (or ``with``) stops early."""
 
@@ -199,18 +216,27 @@ class AudioStream:
         rest: Iterator[bytes],
         candidate: Candidate,
         log: events.Logger,
+        *,
         response: StreamResponse | None = None,
+        budget: _Budget | None = None,
     ) -> None:
         self.provider, self.model = candidate.provider, candidate.model
         self._first: bytes | None = first
         self._rest = rest
         self._log = log
         self._response = response
+        self._budget = budget
         self._delivered = 0
 
     @classmethod
-    def open(
-        cls, adapter: Adapter, response: StreamResponse, chunk_size: int, candidate: Candidate, log: events.Logger
+    def open(  # noqa: PLR0917 - the attempt's own values, passed straight through
+        cls,
+        adapter: Adapter,
+        response: StreamResponse,
+        chunk_size: int,
+        candidate: Candidate,
+        log: events.Logger,
+        budget: _Budget | None = None,
     ) -> AudioStream:
         """Read a streaming response up to its first audio bytes (the commit), or raise its ProviderError."""
         try:
@@ -218,7 +244,7 @@ class AudioStream:
                 raise adapter.parse_error(response.status, response.read(), response.headers)
             reads = response.chunks(chunk_size)
             first = _first_or_raise(next((chunk for chunk in reads if chunk), b""))
-            return cls(first, reads, candidate, log, response)
+            return cls(first, reads, candidate, log, response=response, budget=budget)
         except BaseException:
             response.close()
             raise
@@ -229,16 +255,22 @@ class AudioStream:
         pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
         return cls(pieces[0], iter(pieces[1:]), candidate, log)
 
+    def _bound(self) -> None:
+        if self._budget is not None and self._response is not None:
+            self._response.set_read_timeout(self._budget.next_read())
+
     def __iter__(self) -> Iterator[bytes]:
         try:
             if self._first is not None:
                 first, self._first = self._first, None
                 self._delivered += 1
                 yield first
+                self._bound()
             for chunk in self._rest:
                 if chunk:
                     self._delivered += 1
                     yield chunk
+                    self._bound()
         except ProviderError as exc:
             raise interrupted(self._log, self.provider, self.model, exc, self._delivered, what="audio stream") from exc
         finally:
@@ -268,18 +300,27 @@ class AsyncAudioStream:
         rest: AsyncIterator[bytes],
         candidate: Candidate,
         log: events.Logger,
+        *,
         response: AsyncStreamResponse | None = None,
+        budget: _Budget | None = None,
     ) -> None:
         self.provider, self.model = candidate.provider, candidate.model
         self._first: bytes | None = first
         self._rest = rest
         self._log = log
         self._response = response
+        self._budget = budget
         self._delivered = 0
 
     @classmethod
-    async def open(
-        cls, adapter: Adapter, response: AsyncStreamResponse, chunk_size: int, candidate: Candidate, log: events.Logger
+    async def open(  # noqa: PLR0917 - the attempt's own values, passed straight through
+        cls,
+        adapter: Adapter,
+        response: AsyncStreamResponse,
+        chunk_size: int,
+        candidate: Candidate,
+        log: events.Logger,
+        budget: _Budget | None = None,
     ) -> AsyncAudioStream:
         """Read a streaming response up to its first audio bytes (the commit), or raise its ProviderError."""
         try:
@@ -291,7 +332,7 @@ class AsyncAudioStream:
                 if chunk:
                     first = chunk
                     break
-            return cls(_first_or_raise(first), reads, candidate, log, response)
+            return cls(_first_or_raise(first), reads, candidate, log, response=response, budget=budget)
         except BaseException:
             await response.close()
             raise
@@ -307,16 +348,22 @@ class AsyncAudioStream:
 
         return cls(pieces[0], rest(), candidate, log)
 
+    def _bound(self) -> None:
+        if self._budget is not None and self._response is not None:
+            self._response.set_read_timeout(self._budget.next_read())
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             if self._first is not None:
                 first, self._first = self._first, None
                 self._delivered += 1
                 yield first
+                self._bound()
             async for chunk in self._rest:
                 if chunk:
                     self._delivered += 1
                     yield chunk
+                    self._bound()
         except ProviderError as exc:
             raise interrupted(self._log, self.provider, self.model, exc, self._delivered, what="audio stream") from exc
         finally:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import soundfile
 import yaml
 from structlog.testing import capture_logs
 
-from router import BadRequestError, Client, SpeechNotGeneratedError, StreamInterruptedError
+from router import AsyncClient, BadRequestError, Client, SpeechNotGeneratedError, StreamInterruptedError
 from router.adapters.espeak import EspeakAdapter
 
 from .conftest import policy
@@ -193,6 +195,27 @@ class TestCloudVoiceStreaming:
         assert len(chunks) >= 4
         assert soundfile.info(io.BytesIO(b"".join(chunks))).duration > 0.4
         assert alpha.received[-1].json["voice"] == "coral"
+
+    def test_a_dribbling_stream_stops_at_the_deadline(self, openai_upstreams: Any) -> None:
+        """Each gap is far under the read timeout, but the whole stream would outlast deadline_s: it is cut
+        there with StreamInterruptedError, sync and async alike."""
+        (alpha,) = openai_upstreams("alpha")
+        alpha.always(Reply(chunks=40, chunk_delay_s=0.1))
+        mapping = self.speech_policy(alpha) | {"failover": {"deadline_s": 1.0}}
+        started = time.monotonic()
+        with pytest.raises(StreamInterruptedError):
+            list(Client(mapping).audio.speech.create(TEXT, stream=True, chunk_size=100))
+        assert time.monotonic() - started < 1.0 + 1.0
+
+        async def drain() -> None:
+            async with AsyncClient(mapping) as client:
+                async for _ in await client.audio.speech.create(TEXT, stream=True, chunk_size=100):
+                    pass
+
+        started = time.monotonic()
+        with pytest.raises(StreamInterruptedError):
+            asyncio.run(drain())
+        assert time.monotonic() - started < 1.0 + 1.0
 
     def test_a_stream_cut_after_its_first_bytes_raises(self, openai_upstreams: Any) -> None:
         """Audio cut mid-way is a StreamInterruptedError, not a shorter file presented as complete."""
