@@ -9,8 +9,10 @@ after its last write.
 
 Redis going away never fails a request: the store logs ``health_store_unavailable`` once, carries on with
 an in-process :class:`~router.health.MemoryStore` seeded with the last state it read, tries Redis again
-every second, and logs ``health_store_restored`` when it is back. Timeouts are short and redis-py's own
-retries are off, so a dead Redis costs a request at most one short connect attempt per second.
+every second, and logs ``health_store_restored`` when it is back, writing back what it learnt meanwhile
+(the larger failure count and the later cooldown win), so a restarted Redis is not a clean slate. Timeouts
+are short and redis-py's own retries are off, so a dead Redis costs a request at most one short connect
+attempt per second.
 """
 
 from __future__ import annotations
@@ -74,6 +76,19 @@ elseif u == 0 and f >= threshold then
 end
 save()
 return {reason, f, u - now}
+"""
+)
+
+# ARGV: key, failures, cooldown left in ms (-1 = not cooling down), ttl_ms -> 1: merge what a degraded
+# process learnt while Redis was away
+_MERGE = (
+    _READ
+    + """
+local lf, left = tonumber(ARGV[2]), tonumber(ARGV[3])
+if lf > f then f = lf end
+if left >= 0 and now + left > u then u = now + left end
+save()
+return 1
 """
 )
 
@@ -169,14 +184,26 @@ class _Fallback:
             )
             events.health_store_unavailable(store=self.url, error=f"{type(exc).__name__}: {exc}")
 
-    def came_back(self) -> None:
-        if self.degraded:
-            self.degraded = False
-            events.health_store_restored(store=self.url)
+    def came_back(self) -> list[list[Any]]:
+        """Redis answered again: the merge script's arguments for what was learnt meanwhile ([] if nothing)."""
+        if not self.degraded:
+            return []
+        self.degraded = False
+        events.health_store_restored(store=self.url)
+        snapshot = self.memory.snapshot()
+        self.memory.seed({})
+        return [
+            [
+                key,
+                state.failures,
+                round((state.cooled_until - snapshot.now) * 1000) if state.cooled_until > snapshot.now else -1,
+                _TTL_MS,
+            ]
+            for key, state in snapshot.states.items()
+        ]
 
     def read(self, snapshot: Snapshot) -> Snapshot:
         self.last, self.last_read = snapshot, time.monotonic()
-        self.came_back()
         return snapshot
 
     def describe(self) -> dict[str, Any]:
@@ -194,11 +221,19 @@ class RedisStore:
         self._failed = self._redis.register_script(_FAILED)
         self._succeeded = self._redis.register_script(_SUCCEEDED)
         self._claim = self._redis.register_script(_CLAIM)
+        self._merge = self._redis.register_script(_MERGE)
+
+    def _answered(self) -> None:
+        """Redis answered: when it had been away, write back what this process learnt meanwhile."""
+        for args in self._fallback.came_back():
+            self._merge(keys=[HASH], args=args)
 
     def snapshot(self) -> Snapshot:
         if self._fallback.use_memory():
             return self._fallback.memory.snapshot()
         try:
+            if self._fallback.degraded:  # back: write what was learnt meanwhile first, then read it all
+                self._answered()
             pipe = self._redis.pipeline(transaction=False)
             pipe.time()
             pipe.hgetall(HASH)
@@ -212,7 +247,7 @@ class RedisStore:
         if not self._fallback.use_memory():
             try:
                 reply = self._failed(keys=[HASH], args=_failed_args(key, rules, retry_after_s))
-                self._fallback.came_back()
+                self._answered()
                 return _failed_change(key, reply)
             except redis.RedisError as exc:
                 self._fallback.went_down(exc)
@@ -222,7 +257,7 @@ class RedisStore:
         if not self._fallback.use_memory():
             try:
                 reply = self._succeeded(keys=[HASH], args=[key, _TTL_MS])
-                self._fallback.came_back()
+                self._answered()
                 return _succeeded_change(key, reply)
             except redis.RedisError as exc:
                 self._fallback.went_down(exc)
@@ -232,7 +267,7 @@ class RedisStore:
         if not self._fallback.use_memory():
             try:
                 reply = self._claim(keys=[HASH], args=[key, rules.probes, round(rules.cooldown_s * 1000), _TTL_MS])
-                self._fallback.came_back()
+                self._answered()
                 return bool(int(reply))
             except redis.RedisError as exc:
                 self._fallback.went_down(exc)
@@ -256,11 +291,18 @@ class AsyncRedisStore:
         self._failed = self._redis.register_script(_FAILED)
         self._succeeded = self._redis.register_script(_SUCCEEDED)
         self._claim = self._redis.register_script(_CLAIM)
+        self._merge = self._redis.register_script(_MERGE)
+
+    async def _answered(self) -> None:
+        for args in self._fallback.came_back():
+            await self._merge(keys=[HASH], args=args)
 
     async def snapshot(self) -> Snapshot:
         if self._fallback.use_memory():
             return self._fallback.memory.snapshot()
         try:
+            if self._fallback.degraded:  # back: write what was learnt meanwhile first, then read it all
+                await self._answered()
             pipe = self._redis.pipeline(transaction=False)
             pipe.time()
             pipe.hgetall(HASH)
@@ -274,7 +316,7 @@ class AsyncRedisStore:
         if not self._fallback.use_memory():
             try:
                 reply = await self._failed(keys=[HASH], args=_failed_args(key, rules, retry_after_s))
-                self._fallback.came_back()
+                await self._answered()
                 return _failed_change(key, reply)
             except redis.RedisError as exc:
                 self._fallback.went_down(exc)
@@ -284,7 +326,7 @@ class AsyncRedisStore:
         if not self._fallback.use_memory():
             try:
                 reply = await self._succeeded(keys=[HASH], args=[key, _TTL_MS])
-                self._fallback.came_back()
+                await self._answered()
                 return _succeeded_change(key, reply)
             except redis.RedisError as exc:
                 self._fallback.went_down(exc)
@@ -296,7 +338,7 @@ class AsyncRedisStore:
                 reply = await self._claim(
                     keys=[HASH], args=[key, rules.probes, round(rules.cooldown_s * 1000), _TTL_MS]
                 )
-                self._fallback.came_back()
+                await self._answered()
                 return bool(int(reply))
             except redis.RedisError as exc:
                 self._fallback.went_down(exc)

@@ -342,3 +342,51 @@ class TestSharedOnRedis:
         (warning,) = [e for e in logs if e["event"] == "health_store_unavailable"]
         assert "s3cret-pass" not in repr(warning)
         assert warning["store"] == f"redis://127.0.0.1:{redis_server.port}/0"
+
+
+class TestRedisComesBack:
+    def test_what_was_learnt_during_an_outage_is_written_back(self, openai_upstreams: Any, redis_server: Any) -> None:
+        """Redis restarts empty; the cooldown a client decided while it was away reaches the other replicas."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        policy = health_policy(alpha, beta, store=redis_server.url, cooldown_s=30)
+        with Client(policy) as first, Client(policy) as second:
+            assert answered_by(first) == "alpha"
+            redis_server.stop()
+            alpha.always(Status(503))
+            answered_by(first)
+            answered_by(first)  # cooled down in first's memory, Redis away
+            redis_server.start()
+            time.sleep(1.1)
+            with capture_logs() as logs:
+                assert answered_by(first) == "beta"
+            assert "health_store_restored" in [e["event"] for e in logs]
+            asked = len(alpha.calls)
+            assert answered_by(second) == "beta"  # never saw a failure: it reads the merged state
+            assert len(alpha.calls) == asked
+        fields = redis_server.client().hgetall("router:health")
+        failures, cooled_until_ms, _, _ = (int(x) for x in fields["alpha"].split("|"))
+        assert failures == 2
+        assert cooled_until_ms > 0
+
+    def test_the_async_store_writes_back_too(self, openai_upstreams: Any, redis_server: Any) -> None:
+        alpha, beta = openai_upstreams("alpha", "beta")
+        policy = health_policy(alpha, beta, store=redis_server.url, cooldown_s=30)
+
+        async def run() -> list[str]:
+            async with AsyncClient(policy) as first, AsyncClient(policy) as second:
+
+                async def ask(client: AsyncClient) -> str:
+                    await client.chat.completions.create(model="m", messages=USER)
+                    return str(client.chat.completions.last_provider)
+
+                out = [await ask(first)]
+                redis_server.stop()
+                alpha.always(Status(503))
+                out += [await ask(first), await ask(first)]
+                redis_server.start()
+                await asyncio.sleep(1.1)
+                out += [await ask(first), await ask(second)]
+                return out
+
+        assert asyncio.run(run()) == ["alpha", "beta", "beta", "beta", "beta"]
+        assert len(alpha.calls) == 3  # the first answer and the two failures: nothing after the outage
