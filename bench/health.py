@@ -159,7 +159,7 @@ def _replica(
 
 
 def _cooled(server: RedisServer) -> bool:
-    value = server.client().hget("router:health", "alpha")
+    value = server.client().hget("router:health", "alpha/m")
     return value is not None and value.split("|")[1] != "0"
 
 

@@ -50,9 +50,9 @@ class HealthRules:
 
     enabled: bool = True
     failure_threshold: int = 3
-    cooldown_s: float = 10.0
+    cooldown_s: float = 5.0
     probes: int = 1
-    scope: str = "provider"
+    scope: str = "model"
     on: frozenset[str] = frozenset({"timeout", "connect", "rate_limit", "server_error", "invalid_response"})
     store: str = "memory"
 

@@ -39,6 +39,8 @@ from router.health import (
 __all__ = ["AsyncRedisStore", "RedisStore"]
 
 HASH = "router:health"
+_UNREACHABLE = (redis.RedisError, OSError)
+"""What Redis going away looks like: redis-py's errors, and a socket error it let through unwrapped."""
 _TTL_MS = 3_600_000
 _RETRY_DOWN_S = 1.0
 _TIMEOUT_S = 0.25
@@ -238,7 +240,7 @@ class RedisStore:
             pipe.time()
             pipe.hgetall(HASH)
             now, fields = pipe.execute()
-        except redis.RedisError as exc:
+        except _UNREACHABLE as exc:
             self._fallback.went_down(exc)
             return self._fallback.memory.snapshot()
         return self._fallback.read(_snapshot(now, fields))
@@ -249,7 +251,7 @@ class RedisStore:
                 reply = self._failed(keys=[HASH], args=_failed_args(key, rules, retry_after_s))
                 self._answered()
                 return _failed_change(key, reply)
-            except redis.RedisError as exc:
+            except _UNREACHABLE as exc:
                 self._fallback.went_down(exc)
         return self._fallback.memory.failed(key, rules, retry_after_s)
 
@@ -259,7 +261,7 @@ class RedisStore:
                 reply = self._succeeded(keys=[HASH], args=[key, _TTL_MS])
                 self._answered()
                 return _succeeded_change(key, reply)
-            except redis.RedisError as exc:
+            except _UNREACHABLE as exc:
                 self._fallback.went_down(exc)
         return self._fallback.memory.succeeded(key)
 
@@ -269,7 +271,7 @@ class RedisStore:
                 reply = self._claim(keys=[HASH], args=[key, rules.probes, round(rules.cooldown_s * 1000), _TTL_MS])
                 self._answered()
                 return bool(int(reply))
-            except redis.RedisError as exc:
+            except _UNREACHABLE as exc:
                 self._fallback.went_down(exc)
         return self._fallback.memory.claim_probe(key, rules)
 
@@ -307,7 +309,7 @@ class AsyncRedisStore:
             pipe.time()
             pipe.hgetall(HASH)
             now, fields = await pipe.execute()
-        except redis.RedisError as exc:
+        except _UNREACHABLE as exc:
             self._fallback.went_down(exc)
             return self._fallback.memory.snapshot()
         return self._fallback.read(_snapshot(now, fields))
@@ -318,7 +320,7 @@ class AsyncRedisStore:
                 reply = await self._failed(keys=[HASH], args=_failed_args(key, rules, retry_after_s))
                 await self._answered()
                 return _failed_change(key, reply)
-            except redis.RedisError as exc:
+            except _UNREACHABLE as exc:
                 self._fallback.went_down(exc)
         return self._fallback.memory.failed(key, rules, retry_after_s)
 
@@ -328,7 +330,7 @@ class AsyncRedisStore:
                 reply = await self._succeeded(keys=[HASH], args=[key, _TTL_MS])
                 await self._answered()
                 return _succeeded_change(key, reply)
-            except redis.RedisError as exc:
+            except _UNREACHABLE as exc:
                 self._fallback.went_down(exc)
         return self._fallback.memory.succeeded(key)
 
@@ -340,7 +342,7 @@ class AsyncRedisStore:
                 )
                 await self._answered()
                 return bool(int(reply))
-            except redis.RedisError as exc:
+            except _UNREACHABLE as exc:
                 self._fallback.went_down(exc)
         return self._fallback.memory.claim_probe(key, rules)
 

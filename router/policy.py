@@ -269,12 +269,13 @@ class Health(_Model):
 
     failure_threshold: int = Field(3, ge=1)
     """Consecutive failures (of the classes in ``on``) that cool a provider down."""
-    cooldown_s: float = Field(10.0, gt=0)
+    cooldown_s: float = Field(5.0, gt=0)
     """How long a cooled-down provider is tried last; then ``probes`` requests decide whether it is back."""
     probes: int = Field(1, ge=1)
     """Requests let through at once after a cooldown (half-open); a success recovers it, a failure cools it again."""
-    scope: Literal["provider", "model"] = "provider"
-    """What cools down: the whole provider, or one provider+model pair."""
+    scope: Literal["provider", "model"] = "model"
+    """What cools down: one provider+model pair (a model overloaded at its provider leaves the provider's other
+    models alone), or the whole provider."""
     on: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter", "context_length", "bad_request")] = (
         "timeout",
         "connect",

@@ -198,6 +198,21 @@ class TestScope:
         assert (cooled["provider"], cooled["model"]) == ("alpha", "m1")
 
 
+    def test_provider_scope_cools_every_model_of_the_provider(self, openai_upstreams: Any, store: str) -> None:
+        """scope: provider -- alpha's m1 failures move alpha back for m2 too."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        policy = http_policy(alpha, beta, models=("m1", "m2"), retry=NO_RETRY)
+        policy["health"] = {**HEALTH, "store": store, "scope": "provider"}
+        alpha.script(Status(503), Status(503))
+        with Client(policy) as client, capture_logs() as logs:
+            for _ in range(2):
+                client.chat.completions.create(model="m1", messages=USER)
+            client.chat.completions.create(model="m2", messages=USER)
+            assert client.chat.completions.last_provider == "beta"
+        cooled = next(e for e in logs if e["event"] == "provider_cooled_down")
+        assert (cooled["provider"], cooled["model"]) == ("alpha", None)
+
+
 class TestAsync:
     def test_the_async_client_cools_down_and_recovers(self, openai_upstreams: Any, store: str) -> None:
         alpha, beta = openai_upstreams("alpha", "beta")
@@ -307,7 +322,7 @@ class TestSharedOnRedis:
             asked = len(alpha.calls)
             assert answered_by(second) == "beta"
         assert asked == len(alpha.calls) == 2
-        assert redis_server.client().hgetall("router:health").keys() == {"alpha"}
+        assert redis_server.client().hgetall("router:health").keys() == {"alpha/m"}
 
     def test_redis_going_away_mid_run_fails_no_request(self, openai_upstreams: Any, redis_server: Any) -> None:
         """Kill Redis with alpha cooling down: requests go on, alpha stays skipped, one warning; Redis back: used."""
@@ -364,7 +379,7 @@ class TestRedisComesBack:
             assert answered_by(second) == "beta"  # never saw a failure: it reads the merged state
             assert len(alpha.calls) == asked
         fields = redis_server.client().hgetall("router:health")
-        failures, cooled_until_ms, _, _ = (int(x) for x in fields["alpha"].split("|"))
+        failures, cooled_until_ms, _, _ = (int(x) for x in fields["alpha/m"].split("|"))
         assert failures == 2
         assert cooled_until_ms > 0
 

@@ -274,16 +274,17 @@ def _json(result: BaseModel, headers: dict[str, str]) -> Response:
 
 
 async def health_report(client: AsyncClient) -> dict[str, Any]:
-    """``GET /admin/health``: the store, the rules, and every provider's (or provider/model's) state."""
+    """``GET /admin/health``: the store, the rules, every provider's worst status over its keys (healthy when
+    none has state), and each key (provider, or provider/model) that has state."""
     rules, store = client.resolver.health, client.health
     snapshot = await store.snapshot()
     listed = snapshot.describe()
-    known = {entry["key"] for entry in listed}
-    healthy = [
-        {"key": name, "status": "healthy", "failures": 0, "cooldown_remaining_s": 0.0}
-        for name in client.resolver.names
-        if rules.scope == "provider" and name not in known
-    ]
+    worst = dict.fromkeys(client.resolver.names, "healthy")
+    rank = {"healthy": 0, "half_open": 1, "cooled": 2}
+    for entry in listed:
+        name = str(entry["key"]).split("/", 1)[0]
+        if name in worst and rank[str(entry["status"])] > rank[worst[name]]:
+            worst[name] = str(entry["status"])
     return {
         "store": store.describe(),
         "rules": {
@@ -294,5 +295,6 @@ async def health_report(client: AsyncClient) -> dict[str, Any]:
             "probes": rules.probes,
             "on": sorted(rules.on),
         },
-        "keys": sorted([*listed, *healthy], key=lambda entry: str(entry["key"])),
+        "providers": worst,
+        "keys": listed,
     }
