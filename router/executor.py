@@ -98,9 +98,8 @@ def execute(
     filter), :class:`DeadlineExceededError` when the budget ran out, and otherwise
     :class:`AllProvidersFailedError` listing every attempt.
     """
-    walk = _Walk(
-        resolver, route, log, deadline, health.snapshot() if health is not None else HEALTHY, candidates=candidates
-    )
+    snapshot = health.snapshot() if health is not None else HEALTHY
+    walk = _Walk(resolver, route, log, deadline, snapshot, candidates=candidates)
     for position, runner in walk.runners(attempt):
         if runner.probe and health is not None and not health.claim_probe(runner.key, resolver.health):
             walk.defer(runner.candidate)
