@@ -10,6 +10,7 @@ Everything but the I/O is the sync client's own code: the resolver, the executor
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from functools import cached_property
@@ -89,7 +90,10 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
         """Resolve, log the route, execute with the coroutine ``attempt``, and record who answered."""
         started = time.monotonic()
         await self.discover(namespace)
-        route = self.begin(namespace, model, provider, log)
+        if self.resolver.costly(namespace, model):  # a cold search of a large policy: off the event loop
+            route = await asyncio.to_thread(self.begin, namespace, model, provider, log)
+        else:
+            route = self.begin(namespace, model, provider, log)
         deadline = Deadline(self.resolver.deadline_s)
         outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline, health=self.health)
         self.succeeded(log, outcome, started, stream=stream)

@@ -48,7 +48,7 @@ def ratio(candidate: str, query: str) -> float:
 class ModelIndex:
     """Every model name of one namespace, casefolded and in declared order (a name's id is its position)."""
 
-    __slots__ = ("_cache", "_joined", "_lock", "_starts", "cutoff", "ids", "names")
+    __slots__ = ("_cache", "_joined", "_lengths", "_lock", "_starts", "cutoff", "ids", "names")
 
     def __init__(self, names: Sequence[str], cutoff: float) -> None:
         self.names: tuple[str, ...] = tuple(names)
@@ -60,6 +60,7 @@ class ModelIndex:
             starts.append(offset)
             offset += len(name) + 1
         self._starts = starts
+        self._lengths: tuple[int, ...] = tuple(sorted({len(name) for name in self.names if name}))
         self._cache: dict[str, Ranking] = {}
         self._lock = threading.Lock()
 
@@ -76,17 +77,28 @@ class ModelIndex:
                 found = self._cache[query] = Ranking(self, query)
         return found
 
+    def cached(self, query: str) -> bool:
+        """Whether ``query``'s ranking is already built (asking for it again costs a dictionary lookup)."""
+        return query in self._cache
+
     def substring_hits(self, query: str) -> list[int]:
-        """Ids of names that contain ``query`` or are contained in it, in declared order."""
+        """Ids of names that contain ``query`` or are contained in it, in declared order.
+
+        Names inside ``query`` are found by looking up each window of ``query`` whose length some listed
+        name has: ``len(query) x distinct name lengths`` lookups, not one per substring (which made a long
+        requested name cost cubic time).
+        """
         hits: set[int] = set()
         position = self._joined.find(query) if query else -1
         while position >= 0:
             hits.add(bisect_right(self._starts, position) - 1)
             position = self._joined.find(query, position + 1)
-        length = len(query)
-        for start in range(length):
-            for end in range(start + 1, length + 1):
-                found = self.ids.get(query[start:end])
+        length, ids = len(query), self.ids
+        for size in self._lengths:
+            if size > length:
+                break
+            for start in range(length - size + 1):
+                found = ids.get(query[start : start + size])
                 if found is not None:
                     hits.add(found)
         return sorted(hits)

@@ -27,6 +27,7 @@ from router.health import HealthRules
 from router.matching import ModelIndex
 
 __all__ = [
+    "MAX_MODEL_NAME_CHARS",
     "Availability",
     "Candidate",
     "FallbackQueue",
@@ -36,9 +37,28 @@ __all__ = [
     "RetryPlan",
     "Route",
     "Table",
+    "check_model_name",
 ]
 
 _MEMO_LIMIT = 4096
+MAX_MODEL_NAME_CHARS = 256
+"""The longest model name a request may ask for; provider model ids are far shorter."""
+_SMALL_INDEX = 512  # a cold fuzzy match over fewer listed names takes well under a millisecond
+
+
+def check_model_name(model: object) -> str:
+    """``model`` when it is a name a request may ask for; ValueError otherwise.
+
+    A name is a non-empty string of at most :data:`MAX_MODEL_NAME_CHARS` printable characters: no control
+    characters (CR, LF, NUL ...), which could never be a provider's model and cannot go into a header.
+    """
+    if not isinstance(model, str) or not model:
+        raise ValueError("model must be a non-empty string; 'auto' asks for a provider's default model")
+    if len(model) > MAX_MODEL_NAME_CHARS:
+        raise ValueError(f"model must be at most {MAX_MODEL_NAME_CHARS} characters, not {len(model)}")
+    if not model.isprintable():
+        raise ValueError("model must not contain control characters")
+    return model
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +226,7 @@ class Resolver:
         ``seed`` replays an earlier route's shuffles. Raises :class:`~router.errors.NoRouteError` when no
         available provider can take the request, naming why each provider was dropped.
         """
-        if not model:
-            raise ValueError("model must be a non-empty string; 'auto' asks for a provider's default model")
+        check_model_name(model)
         table = self._table(namespace)
         view = self.availability(namespace, keys=keys, exclude=exclude, api_key=api_key)
         if seed is None:
@@ -231,6 +250,17 @@ class Resolver:
         return Route(
             namespace, model, name, plan.match, first, FallbackQueue(first, table.max_attempts, plan, view, seed), seed
         )
+
+    def costly(self, namespace: str, model: str) -> bool:
+        """Whether resolving ``model`` may search every listed name (a cold fuzzy match over a large index),
+        which an event loop should hand to a worker thread; False for ``auto``, aliases, listed names, names
+        already matched once, and small policies."""
+        table = self.tables.get(namespace)
+        if table is None or "fuzzy" not in table.tiers or len(table.index.names) < _SMALL_INDEX:
+            return False
+        key = model.casefold()
+        key = table.aliases.get(key, key).casefold()
+        return key != "auto" and key not in table.exact and not table.index.cached(key)
 
     def availability(
         self,

@@ -228,3 +228,25 @@ class TestCutoffBoundary:
     def test_best_equals_the_oracle_at_inexact_cutoffs(self, names: list[str], query: str, cutoff: float) -> None:
         """ranking(q).best() equals the oracle for cutoffs that are not binary fractions too."""
         assert ModelIndex(names, cutoff).ranking(query).best() == oracle(names, query, cutoff)
+
+
+class TestSubstringHits:
+    """Names containing the request, or contained in it, found without a search per substring."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        names=st.lists(st.text("abc-", min_size=1, max_size=6), min_size=1, max_size=12, unique=True),
+        query=st.text("abc-", min_size=1, max_size=24),
+    )
+    def test_same_as_checking_every_name(self, names: list[str], query: str) -> None:
+        """The hits are exactly the names a brute-force containment check finds, in declared order."""
+        index = ModelIndex(names, 0.5)
+        expected = [i for i, name in enumerate(names) if query in name or name in query]
+        assert index.substring_hits(query) == expected
+
+    def test_a_long_request_costs_linear_time(self) -> None:
+        """A megabyte-long name is searched (the library caps names before this; matching itself stays bounded):
+        the listed names it contains are found."""
+        index = ModelIndex(["gpt-4o", "claude", "x" * 30], 0.5)
+        query = "a" * 500_000 + "gpt-4o" + "b" * 500_000
+        assert index.substring_hits(query) == [0]

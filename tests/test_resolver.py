@@ -337,3 +337,40 @@ class TestAvailability:
     def test_namespaces_are_independent(self, resolver: Resolver) -> None:
         """Speech resolves among speech providers only."""
         assert str(resolver.resolve("speech", "auto").first) == "voice/espeak-ng"
+
+
+class TestModelNames:
+    """What a request may name as its model: bounded and printable, checked before any matching."""
+
+    @pytest.mark.parametrize(
+        ("name", "message"),
+        [
+            ("", "non-empty"),
+            ("m" * 257, "at most 256 characters"),
+            ("m" * (1 << 20), "at most 256 characters"),
+            ("gpt\r\nx", "control characters"),
+            ("gpt\x00", "control characters"),
+        ],
+    )
+    def test_refused_with_a_clear_message(self, compile_: Any, name: str, message: str) -> None:
+        """ValueError naming the rule; nothing is resolved."""
+        resolver = compile_({"openai": provider("gpt-4o")})
+        with pytest.raises(ValueError, match=message):
+            resolver.resolve("chat", name)
+
+    def test_the_longest_allowed_and_unicode_names_resolve(self, compile_: Any) -> None:
+        """256 characters, and names outside Latin-1, are fine (tier any sends them unchanged)."""
+        resolver = compile_({"openai": provider("gpt-4o")})
+        assert resolver.resolve("chat", "m" * 256).first.model == "m" * 256
+        assert resolver.resolve("chat", "модель").first.model == "модель"
+
+    def test_costly_only_for_cold_searches_of_large_policies(self, compile_: Any) -> None:
+        """The event loop hands resolution to a thread only when a fresh fuzzy search of many names is due."""
+        small = compile_({"openai": provider("gpt-4o")})
+        assert not small.costly("chat", "gpt-5-unknown")
+        large = compile_({"openai": provider("gpt-4o", *(f"model-{i}" for i in range(600)))})
+        assert not large.costly("chat", "auto")
+        assert not large.costly("chat", "GPT-4o")
+        assert large.costly("chat", "gpt-5-unknown")
+        large.resolve("chat", "gpt-5-unknown")
+        assert not large.costly("chat", "gpt-5-unknown")
