@@ -22,7 +22,7 @@ from typing import Any
 from router import events
 from router.adapters.base import Adapter, ChatRequest
 from router.errors import EmptyResponseError, ProviderConnectionError, ProviderError
-from router.executor import Outcome, count_failure, count_failure_async
+from router.executor import Outcome, attempt_limit, count_failure, count_failure_async
 from router.resolver import Candidate, ProviderSpec, Resolver
 from router.splice import Sent, SpliceFailed
 from router.streaming import AsyncResumer, AsyncStream, Resumer, Stream, open_committed, open_committed_async
@@ -85,7 +85,9 @@ def completion_attempt(
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> ChatCompletion:
         adapter, transport = handles(candidate.provider)
         http = adapter.chat_request(candidate.model, request)
-        response = transport.send(http, timeout=min(timeout_s or spec.timeout_s, remaining_s), proxies=proxies)
+        limit = min(timeout_s or spec.timeout_s, remaining_s)
+        with attempt_limit(limit, spec.timeout_s):
+            response = transport.send(http, timeout=limit, proxies=proxies)
         return _completion(adapter, candidate, response)
 
     return attempt
@@ -99,7 +101,9 @@ def completion_attempt_async(
     async def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> ChatCompletion:
         adapter, transport = handles(candidate.provider)
         http = adapter.chat_request(candidate.model, request)
-        response = await transport.send(http, timeout=min(timeout_s or spec.timeout_s, remaining_s), proxies=proxies)
+        limit = min(timeout_s or spec.timeout_s, remaining_s)
+        with attempt_limit(limit, spec.timeout_s):
+            response = await transport.send(http, timeout=limit, proxies=proxies)
         return _completion(adapter, candidate, response)
 
     return attempt
@@ -124,12 +128,13 @@ def stream_attempt(
 
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> Stream:
         adapter, transport = handles(candidate.provider)
-        return open_committed(
-            adapter,
-            transport,
-            adapter.chat_request(candidate.model, request),
-            **_limits(candidate, spec, remaining_s, proxies, log, hold),
-        )
+        with attempt_limit(remaining_s, spec.first_chunk_timeout_s):
+            return open_committed(
+                adapter,
+                transport,
+                adapter.chat_request(candidate.model, request),
+                **_limits(candidate, spec, remaining_s, proxies, log, hold),
+            )
 
     return attempt
 
@@ -146,12 +151,13 @@ def stream_attempt_async(
 
     async def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> AsyncStream:
         adapter, transport = handles(candidate.provider)
-        return await open_committed_async(
-            adapter,
-            transport,
-            adapter.chat_request(candidate.model, request),
-            **_limits(candidate, spec, remaining_s, proxies, log, hold),
-        )
+        with attempt_limit(remaining_s, spec.first_chunk_timeout_s):
+            return await open_committed_async(
+                adapter,
+                transport,
+                adapter.chat_request(candidate.model, request),
+                **_limits(candidate, spec, remaining_s, proxies, log, hold),
+            )
 
     return attempt
 

@@ -143,9 +143,14 @@ class ProviderError(RouterError):
 
     ``provider`` and ``model`` name the candidate, ``status`` the HTTP status (None without a response),
     ``retry_after_s`` the wait the provider asked for. The message is the provider's own, redacted.
+    ``timed_out`` says a time limit ran out (a silent provider, or a connection that did not open in time);
+    ``caller_limited`` that the limit was shorter than the provider's own ``timeout_s`` -- the caller's
+    ``timeout`` or what was left of the deadline -- so the failure says nothing about the provider's health.
     """
 
     error_class: ClassVar[str] = "invalid_response"
+    timed_out: bool = False
+    caller_limited: bool = False
 
     def __init__(
         self,
@@ -172,6 +177,7 @@ class ProviderTimeoutError(ProviderError, TimeoutError):
     """The provider did not answer (or did not start streaming) in time."""
 
     error_class = "timeout"
+    timed_out = True
 
 
 class ProviderConnectionError(ProviderError, ConnectionError):

@@ -22,6 +22,7 @@ for coroutine attempts (the AsyncClient and the gateway), sharing every decision
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -41,11 +42,33 @@ from router.errors import (
 from router.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
 from router.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
 
-__all__ = ["Deadline", "Outcome", "count_failure", "count_failure_async", "execute", "execute_async"]
+__all__ = [
+    "Deadline",
+    "Outcome",
+    "attempt_limit",
+    "count_failure",
+    "count_failure_async",
+    "execute",
+    "execute_async",
+]
 
 T = TypeVar("T")
 AttemptFn = Callable[[Candidate, ProviderSpec, float], T]
 AsyncAttemptFn = Callable[[Candidate, ProviderSpec, float], Awaitable[T]]
+
+
+@contextlib.contextmanager
+def attempt_limit(limit_s: float, own_s: float) -> Iterator[None]:
+    """Run one attempt under the time limit ``limit_s``. When that is shorter than the provider's own
+    (``own_s``: its ``timeout_s`` or ``first_chunk_timeout_s``) -- the caller's ``timeout``, or what was left of
+    the deadline -- a failure by time limit is marked ``caller_limited``: it is the caller's limit that ran
+    out, and it must not cool the provider down for everyone else."""
+    try:
+        yield
+    except ProviderError as exc:
+        if exc.timed_out and limit_s < own_s:
+            exc.caller_limited = True
+        raise
 
 
 class Deadline:
@@ -334,7 +357,7 @@ class _Runner(Generic[T]):
     def _counted(self, exc: ProviderError) -> tuple[float | None] | None:
         """Whether the failure counts against the provider's health: (its Retry-After for a 429), else None."""
         rules = self.walk.resolver.health
-        if not rules.counts(exc.error_class):
+        if not rules.counts(exc.error_class) or exc.caller_limited:
             return None
         self.walk.failed_keys.add(self.key)
         return (exc.retry_after_s if exc.error_class == "rate_limit" else None,)
@@ -380,7 +403,7 @@ def count_failure(
 ) -> None:
     """Count a failure outside the walk (a committed stream that broke) against ``candidate``'s health."""
     rules = resolver.health
-    if health is not None and rules.counts(exc.error_class):
+    if health is not None and rules.counts(exc.error_class) and not exc.caller_limited:
         retry_after = exc.retry_after_s if exc.error_class == "rate_limit" else None
         _log_change(
             log, resolver, candidate, health.failed(rules.key(candidate.provider, candidate.model), rules, retry_after)
@@ -392,7 +415,7 @@ async def count_failure_async(
 ) -> None:
     """:func:`count_failure` with an async store."""
     rules = resolver.health
-    if health is not None and rules.counts(exc.error_class):
+    if health is not None and rules.counts(exc.error_class) and not exc.caller_limited:
         retry_after = exc.retry_after_s if exc.error_class == "rate_limit" else None
         key = rules.key(candidate.provider, candidate.model)
         _log_change(log, resolver, candidate, await health.failed(key, rules, retry_after))

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from router.adapters.base import Adapter, GeneratedImage, ImageRequest
 from router.errors import EmptyResponseError
+from router.executor import attempt_limit
 from router.resolver import Candidate, ProviderSpec
 from router.transport import AsyncTransport, HttpRequest, HttpResponse, Proxies, RequestsTransport
 from router.types import Image, ImagesResponse
@@ -57,16 +58,17 @@ def image_attempt(
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> ImagesResponse:
         adapter, transport = handles(candidate.provider)
         timeout = min(timeout_s or spec.timeout_s, remaining_s)
-        images = [
-            image
-            for http in adapter.image_requests(candidate.model, request)
-            for image in _images(adapter, candidate, transport.send(http, timeout=timeout, proxies=proxies))
-        ]
-        wanted = _wanted(images, request)
-        fetched = {
-            url: _fetched(adapter, transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies))
-            for url in _to_fetch(wanted, response_format)
-        }
+        with attempt_limit(timeout, spec.timeout_s):
+            images = [
+                image
+                for http in adapter.image_requests(candidate.model, request)
+                for image in _images(adapter, candidate, transport.send(http, timeout=timeout, proxies=proxies))
+            ]
+            wanted = _wanted(images, request)
+            fetched = {
+                url: _fetched(adapter, transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies))
+                for url in _to_fetch(wanted, response_format)
+            }
         return _response(wanted, response_format, fetched, output_dir, candidate)
 
     return attempt
@@ -86,14 +88,14 @@ def image_attempt_async(
     async def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> ImagesResponse:
         adapter, transport = handles(candidate.provider)
         timeout = min(timeout_s or spec.timeout_s, remaining_s)
-        images = []
-        for http in adapter.image_requests(candidate.model, request):
-            images.extend(_images(adapter, candidate, await transport.send(http, timeout=timeout, proxies=proxies)))
-        wanted = _wanted(images, request)
-        fetched = {}
-        for url in _to_fetch(wanted, response_format):
-            response = await transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies)
-            fetched[url] = _fetched(adapter, response)
+        images, fetched = [], {}
+        with attempt_limit(timeout, spec.timeout_s):
+            for http in adapter.image_requests(candidate.model, request):
+                images.extend(_images(adapter, candidate, await transport.send(http, timeout=timeout, proxies=proxies)))
+            wanted = _wanted(images, request)
+            for url in _to_fetch(wanted, response_format):
+                response = await transport.send(HttpRequest("GET", url), timeout=timeout, proxies=proxies)
+                fetched[url] = _fetched(adapter, response)
         return _response(wanted, response_format, fetched, output_dir, candidate)
 
     return attempt

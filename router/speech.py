@@ -6,6 +6,9 @@ does not list for the candidate is replaced by the candidate's first listed voic
 over between providers whose voices have different names. No audio is a ``SpeechNotGeneratedError``
 (class ``empty``) and fails over.
 
+In-process engines are bounded like a provider: the synthesis stops at the attempt's time limit, and in
+the async client when the awaiting task is cancelled (the gateway's caller left).
+
 Streaming (``stream=True``) commits at the first bytes of audio, as chat streams commit at the first
 content: failures before that fail over unseen, a failure after it raises ``StreamInterruptedError``. Audio
 the provider produces natively is streamed as it arrives; converted audio is produced whole, then chunked.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -26,6 +30,7 @@ from typing import Any
 from router import audio, events
 from router.adapters.base import Adapter, LocalSpeech, SpeechRequest
 from router.errors import BadRequestError, ProviderError, ProviderTimeoutError, SpeechNotGeneratedError
+from router.executor import attempt_limit
 from router.resolver import Candidate, ProviderSpec
 from router.streaming import interrupted
 from router.transport import (
@@ -80,11 +85,17 @@ def speech_attempt(
     """One attempt: the whole audio (``bytes``), or with ``stream`` an AudioStream committed to its first bytes."""
 
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> bytes | AudioStream:
+        timeout = min(timeout_s or spec.timeout_s, remaining_s)
+        with attempt_limit(timeout, spec.timeout_s):
+            return speak(candidate, spec, timeout, remaining_s)
+
+    def speak(candidate: Candidate, spec: ProviderSpec, timeout: float, remaining_s: float) -> bytes | AudioStream:
         adapter, transport = handles(candidate.provider)
         wanted = dataclasses.replace(request, voice=_voice(request.voice, spec))
-        timeout = min(timeout_s or spec.timeout_s, remaining_s)
         if isinstance(adapter, LocalSpeech):
-            data = _encode(adapter.synthesize(candidate.model, wanted), adapter.pcm_rate, wanted, candidate)
+            ends = time.monotonic() + timeout
+            pcm = adapter.synthesize_until(candidate.model, wanted, lambda: time.monotonic() > ends)
+            data = _encode(pcm, adapter.pcm_rate, wanted, candidate)
         else:
             native, ask = _ask(adapter, candidate, wanted)
             if stream and native:
@@ -114,16 +125,28 @@ def speech_attempt_async(
     """:func:`speech_attempt` over an async transport; in-process engines run in a worker thread."""
 
     async def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> bytes | AsyncAudioStream:
+        timeout = min(timeout_s or spec.timeout_s, remaining_s)
+        with attempt_limit(timeout, spec.timeout_s):
+            return await speak(candidate, spec, timeout, remaining_s)
+
+    async def speak(
+        candidate: Candidate, spec: ProviderSpec, timeout: float, remaining_s: float
+    ) -> bytes | AsyncAudioStream:
         adapter, transport = handles(candidate.provider)
         wanted = dataclasses.replace(request, voice=_voice(request.voice, spec))
-        timeout = min(timeout_s or spec.timeout_s, remaining_s)
         if isinstance(adapter, LocalSpeech):
-            local = adapter
+            local, ends, cancelled = adapter, time.monotonic() + timeout, threading.Event()
 
             def synthesize() -> bytes:
-                return _encode(local.synthesize(candidate.model, wanted), local.pcm_rate, wanted, candidate)
+                pcm = local.synthesize_until(
+                    candidate.model, wanted, lambda: cancelled.is_set() or time.monotonic() > ends
+                )
+                return _encode(pcm, local.pcm_rate, wanted, candidate)
 
-            data = await asyncio.to_thread(synthesize)
+            try:
+                data = await asyncio.to_thread(synthesize)
+            finally:
+                cancelled.set()  # this task was cancelled (the caller left): the worker thread stops too
         else:
             native, ask = _ask(adapter, candidate, wanted)
             if stream and native:

@@ -220,7 +220,9 @@ def _translated() -> Iterator[None]:
     except ProviderError:
         raise
     except requests.exceptions.ConnectTimeout as exc:
-        raise ProviderConnectionError("timed out connecting") from exc
+        error = ProviderConnectionError("timed out connecting")
+        error.timed_out = True
+        raise error from exc
     except (requests.exceptions.ReadTimeout, TimeoutError) as exc:
         raise ProviderTimeoutError("no data within the time limit") from exc
     except requests.exceptions.ConnectionError as exc:

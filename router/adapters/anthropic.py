@@ -38,7 +38,6 @@ from router.errors import (
     ContextLengthError,
     InvalidResponseError,
     ProviderError,
-    redact,
 )
 from router.resolver import ProviderSpec
 from router.transport import HttpRequest
@@ -363,7 +362,7 @@ class AnthropicStream(ChatStream):
         try:
             data = json.loads(event.data)
         except ValueError:
-            raise MalformedEvent(f"not JSON: {redact(event.data[:60])}") from None
+            raise MalformedEvent(f"not JSON: {self.adapter.redact(event.data, 60)}") from None
         if not isinstance(data, dict):
             raise MalformedEvent("the event data is not an object")
         handler = self._handlers.get(str(data.get("type") or event.event))

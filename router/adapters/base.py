@@ -14,7 +14,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -207,13 +207,13 @@ class Adapter:
             data = None
         message, code = self.error_details(data)
         if not message:
-            message = body[:200].decode("utf-8", errors="replace").strip() or f"HTTP {status}"
-        return classify(status, redact(message, [self.api_key]), code, retry_after_s(headers))
+            message = self.redact(body.decode("utf-8", errors="replace"), 200) or f"HTTP {status}"
+        return classify(status, self.redact(message), code, retry_after_s(headers))
 
     def in_band_error(self, data: Any) -> ProviderError:
         """An error object sent inside a stream -> its ProviderError."""
         message, code = self.error_details(data)
-        return classify(None, redact(message or "error inside the stream", [self.api_key]), code)
+        return classify(None, self.redact(message or "error inside the stream"), code)
 
     def decode(self, body: bytes) -> Any:
         """JSON body -> data, or InvalidResponseError."""
@@ -221,8 +221,17 @@ class Adapter:
             return json.loads(body)
         except ValueError:
             raise InvalidResponseError(
-                f"the response is not JSON: {redact(body[:80].decode(errors='replace'))}"
+                f"the response is not JSON: {self.redact(body.decode(errors='replace'), 80)}"
             ) from None
+
+    def redact(self, text: str, limit: int | None = None) -> str:
+        """``text`` without this provider's key (whatever its shape) or anything key-like, then cut to ``limit``
+        characters: the key is removed before the cut, so no part of it can survive at the edge."""
+        key = self.api_key or ""
+        if limit is not None:
+            text = text[: limit + len(key)]
+        cleaned = redact(text, [key])
+        return cleaned if limit is None else cleaned[:limit]
 
 
 class LocalSpeech(Adapter):
@@ -241,6 +250,14 @@ class LocalSpeech(Adapter):
     def synthesize(self, model: str, request: SpeechRequest) -> bytes:
         """PCM for ``request.input``; ProviderError on failure."""
         raise NotImplementedError
+
+    def synthesize_until(self, model: str, request: SpeechRequest, stop: Callable[[], bool]) -> bytes:
+        """:meth:`synthesize`, abandoned as soon as ``stop()`` is true (the deadline passed, the caller left):
+        then ProviderTimeoutError. An engine that can be interrupted overrides this; the default cannot be,
+        and only checks ``stop`` before it starts."""
+        if stop():
+            raise ProviderTimeoutError("the synthesis was stopped before it started")
+        return self.synthesize(model, request)
 
 
 def classify(status: int | None, message: str, code: str = "", retry_after: float | None = None) -> ProviderError:

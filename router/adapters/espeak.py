@@ -4,18 +4,21 @@ The ``espeakng-loader`` wheel ships ``libespeak-ng`` and its voice data; this mo
 API through ctypes (https://github.com/espeak-ng/espeak-ng/blob/master/src/include/espeak-ng/speak_lib.h):
 ``espeak_Initialize`` in synchronous mode, a synth callback that collects the 16-bit mono samples,
 ``espeak_SetVoiceByName``, ``espeak_SetParameter(espeakRATE)`` and ``espeak_Synth``. The engine has one
-global state, so every call holds one process-wide lock. Its PCM is turned into the requested format by
-:mod:`router.audio`.
+global state, so every call holds one process-wide lock. The callback is called once per buffer and
+"returns: 0=continue synthesis, 1=abort synthesis" (speak_lib.h): that is how a synthesis stops at the
+request's deadline or when the caller leaves, instead of running on with the lock held. Its PCM is turned
+into the requested format by :mod:`router.audio`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from router.adapters.base import LocalSpeech, SpeechRequest
-from router.errors import ServerError
+from router.errors import ProviderTimeoutError, ServerError
 
 __all__ = ["EspeakAdapter"]
 
@@ -56,6 +59,8 @@ class _Engine:
         if self.rate <= 0:
             raise ServerError("eSpeak NG failed to initialise")
         self._samples: list[bytes] = []
+        self._stop: Callable[[], bool] = _never
+        self._stopped = False
         self._callback = _CALLBACK(self._collect)  # kept referenced: the library calls it later
         self.lib.espeak_SetSynthCallback(self._callback)
         self.lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
@@ -69,8 +74,12 @@ class _Engine:
             return cls._instance
 
     def _collect(self, wav: Any, count: int, events: Any) -> int:
+        """The engine's synth callback, once per buffer (about 0.2 s of audio): 1 tells it to abort."""
         if wav and count > 0:
             self._samples.append(ctypes.string_at(wav, count * 2))
+        if self._stop():
+            self._stopped = True
+            return 1
         return 0
 
     def _list_voices(self) -> list[str]:
@@ -82,9 +91,10 @@ class _Engine:
             i += 1
         return found
 
-    def synthesize(self, text: str, voice: str, words_per_minute: int) -> bytes:
+    def synthesize(self, text: str, voice: str, words_per_minute: int, stop: Callable[[], bool]) -> bytes:
+        """16-bit mono PCM of ``text``; ProviderTimeoutError as soon as ``stop()`` turns true mid-synthesis."""
         with self.lock:
-            self._samples = []
+            self._samples, self._stop, self._stopped = [], stop, False
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 self.lib.espeak_SetVoiceByName(b"en")
             self.lib.espeak_SetParameter(_ESPEAK_RATE, words_per_minute, 0)
@@ -92,9 +102,14 @@ class _Engine:
             status = self.lib.espeak_Synth(
                 encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None
             )
+            self._stop = _never
+            if self._stopped:
+                self._samples = []
+                raise ProviderTimeoutError("the synthesis was stopped: the deadline passed or the caller left")
             if status != 0:
                 raise ServerError(f"eSpeak NG could not synthesise (status {status})")
-            return b"".join(self._samples)
+            pcm, self._samples = b"".join(self._samples), []
+            return pcm
 
 
 class EspeakAdapter(LocalSpeech):
@@ -110,6 +125,13 @@ class EspeakAdapter(LocalSpeech):
         return list(_Engine.get().voices)
 
     def synthesize(self, model: str, request: SpeechRequest) -> bytes:
+        return self.synthesize_until(model, request, _never)
+
+    def synthesize_until(self, model: str, request: SpeechRequest, stop: Callable[[], bool]) -> bytes:
         speed = request.speed if request.speed is not None else 1.0
         words_per_minute = max(80, min(450, round(_DEFAULT_WPM * speed)))
-        return _Engine.get().synthesize(request.input, request.voice or "en", words_per_minute)
+        return _Engine.get().synthesize(request.input, request.voice or "en", words_per_minute, stop)
+
+
+def _never() -> bool:
+    return False

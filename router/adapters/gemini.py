@@ -42,7 +42,6 @@ from router.errors import (
     ContentFilterError,
     InvalidResponseError,
     ProviderError,
-    redact,
 )
 from router.transport import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk, CompletionUsage
@@ -368,7 +367,7 @@ class GeminiAdapter(Adapter):
         """An error object inside the stream, classified by the HTTP code it carries."""
         message, code = self.error_details(data)
         status = data["error"].get("code") if isinstance(data, dict) and isinstance(data.get("error"), dict) else None
-        text = redact(message or "error inside the stream", [self.api_key])
+        text = self.redact(message or "error inside the stream")
         error = classify(status if isinstance(status, int) else None, text, code)
         error.status = None  # it came inside a 200 response: no HTTP status of its own
         return error
@@ -424,7 +423,7 @@ class GeminiStream(ChatStream):
         try:
             data = json.loads(event.data)
         except ValueError:
-            raise MalformedEvent(f"not JSON: {redact(event.data[:60])}") from None
+            raise MalformedEvent(f"not JSON: {self.adapter.redact(event.data, 60)}") from None
         if not isinstance(data, dict):
             raise MalformedEvent("the event data is not an object")
         if "error" in data:

@@ -39,7 +39,7 @@ from router.adapters.base import (
     SpeechRequest,
 )
 from router.adapters.sse import SSEEvent
-from router.errors import InvalidResponseError, redact
+from router.errors import InvalidResponseError
 from router.transport import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk
 
@@ -138,7 +138,7 @@ class OpenAIStream(ChatStream):
         try:
             data = json.loads(event.data)
         except ValueError:
-            raise MalformedEvent(f"not JSON: {redact(event.data[:60])}") from None
+            raise MalformedEvent(f"not JSON: {self.adapter.redact(event.data, 60)}") from None
         if isinstance(data, dict) and "error" in data:
             raise self.adapter.in_band_error(data)
         try:
