@@ -66,14 +66,26 @@ class GatewaySettings(BaseSettings):
     """ROUTER_LOG_FORMAT: json lines, console, or auto (console on a terminal)."""
     reload_interval_s: float = Field(1.0, gt=0)
     """ROUTER_RELOAD_INTERVAL_S: how often the policy file is checked for changes."""
-    output_dir: Path | None = None
-    """ROUTER_OUTPUT_DIR: where images delivered as files are written."""
+    passthrough_fields: Annotated[tuple[str, ...], NoDecode] = ()
+    """ROUTER_PASSTHROUGH_FIELDS: comma-separated body fields beyond OpenAI's documented ones that callers may
+    send on to providers (``top_k,repetition_penalty``); the library's own arguments can never be listed."""
+    max_speech_input_chars: int = Field(4096, ge=1)
+    """ROUTER_MAX_SPEECH_INPUT_CHARS: longer ``/v1/audio/speech`` input is refused with 400 (OpenAI's limit)."""
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "passthrough_fields", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("passthrough_fields")
+    @classmethod
+    def _not_reserved(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from router.server.bodies import RESERVED  # noqa: PLC0415 - the gateway's own rule, loaded with it
+
+        if taken := sorted(set(value) & RESERVED):
+            raise ValueError(f"{', '.join(taken)} can never be passed through from a request body")
         return value
 
 

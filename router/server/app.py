@@ -45,7 +45,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     configure_logging(settings.log_format, metrics)
     state = PolicyState(
         settings.policy or default_policy_source(),
-        output_dir=settings.output_dir,
         on_reload=lambda result: metrics.reloads.labels(result).inc(),
     )
     if not settings.api_keys and settings.host not in _LOCAL:
@@ -73,7 +72,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
-    app.include_router(build_router(state, metrics))
+    app.include_router(build_router(state, metrics, settings))
     for kind in (GatewayError, RouterError, ValueError):  # expected errors: answered, not logged as crashes
         app.add_exception_handler(kind, _handle)
     app.add_exception_handler(Exception, _handle)
@@ -98,7 +97,7 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     if errors:
         first = errors[0]
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body" and not _union_tag(part))
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         param = where or None
     else:
@@ -106,6 +105,15 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     if any(error.get("type") == "json_invalid" for error in errors):
         message, param = "the request body is not valid JSON", None
     return JSONResponse(error_body(message, "invalid_request_error", None, param), status_code=400)
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _union_tag(part: object) -> bool:
+    """Whether a validation error's location part names a member of a union (``float``, ``list[str]``), not a
+    field: OpenAI's ``param`` is the field (``temperature``, not ``temperature.float``)."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or "(" in part)
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:

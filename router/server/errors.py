@@ -19,17 +19,30 @@ from router.errors import (
     ProviderError,
 )
 
-__all__ = ["GatewayError", "error_body", "from_exception"]
+__all__ = ["ClientDisconnected", "GatewayError", "error_body", "from_exception"]
 
 
 class GatewayError(Exception):
     """An error the gateway itself decides (auth, body size, bad input), with its status and code."""
 
     def __init__(
-        self, status: int, message: str, *, kind: str = "invalid_request_error", code: str | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.status, self.message, self.kind, self.code = status, message, kind, code
+        self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
+
+
+class ClientDisconnected(GatewayError):
+    """The caller went away before its answer was ready; the work for it was cancelled (nginx's 499)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "the client closed the request", code="client_closed_request")
 
 
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -40,7 +53,7 @@ def error_body(message: str, kind: str, code: str | None = None, param: str | No
 def from_exception(exc: Exception) -> tuple[int, dict[str, Any]]:
     """(status, body) for an exception a request raised."""
     if isinstance(exc, GatewayError):
-        return exc.status, error_body(exc.message, exc.kind, exc.code)
+        return exc.status, error_body(exc.message, exc.kind, exc.code, exc.param)
     if isinstance(exc, NoRouteError):
         return 404, error_body(str(exc), "invalid_request_error", "model_not_found", "model")
     if isinstance(exc, DeadlineExceededError):

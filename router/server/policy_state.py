@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -61,11 +62,9 @@ class PolicyState:
         self,
         path: Path,
         *,
-        output_dir: Path | None,
         on_reload: Callable[[str], None] = lambda result: None,
     ) -> None:
         self.path = path
-        self._output_dir = output_dir
         self._on_reload = on_reload
         self.current: Loaded | None = None
         self.rejected: Rejection | None = None
@@ -128,18 +127,21 @@ class PolicyState:
         sha256 = hashlib.sha256(text).hexdigest()
         self._fingerprint = (stat.st_mtime_ns, stat.st_size)
         if self.current is not None and sha256 == self.current.sha256:
+            self.rejected = None  # the file is back to what is serving: no rejected change is pending
             return
         try:
             loaded_policy, client = await asyncio.to_thread(self._compile)
         except PolicyError as exc:
             errors = tuple(str(issue) for issue in exc.issues)
-            self.rejected = Rejection(sha256, time.time(), errors)
+            named = tuple(str(dataclasses.replace(issue, file=Path(issue.file).name)) for issue in exc.issues)
+            self.rejected = Rejection(sha256, time.time(), named)
             events.policy_rejected(str(self.path), sha256, errors)
             self._on_reload("rejected")
             if first:
                 raise
             return
         previous = self.current
+        self.rejected = None
         self.current = Loaded(client, str(self.path), loaded_policy.sha256, time.time(), len(client.resolver.providers))
         events.policy_loaded(str(self.path), loaded_policy.sha256, len(client.resolver.providers))
         self._on_reload("loaded")
@@ -154,7 +156,9 @@ class PolicyState:
             if self._health is not None:
                 self._retired_health.append(self._health[1])  # closed at shutdown: old requests may use it
             self._health = (where, store)
-        return loaded, AsyncClient(loaded.policy, output_dir=self._output_dir, health=self._health[1])
+        client = AsyncClient(loaded.policy, health=self._health[1])
+        client.output_dir = None  # remote callers get bytes or the provider's URL, never a path on this server
+        return loaded, client
 
     async def _retire(self, previous: Loaded) -> None:
         """Close an old version's connections once its last request is done (or after a long limit)."""
@@ -167,14 +171,18 @@ class PolicyState:
         await previous.client.aclose()
 
     def readiness(self) -> dict[str, Any]:
-        """What ``/readyz`` reports: the loaded version and the last rejected change."""
+        """What ``/readyz`` reports: the loaded version and a rejected change still pending on disk.
+
+        The policy is named by its file name only: the probe is unauthenticated, and the server's directory
+        layout is nobody else's business.
+        """
         loaded = self.current
         return {
             "status": "ready" if loaded is not None else "starting",
             "policy": None
             if loaded is None
             else {
-                "path": loaded.path,
+                "file": Path(loaded.path).name,
                 "sha256": loaded.sha256,
                 "loaded_at": loaded.loaded_at,
                 "providers": loaded.providers,

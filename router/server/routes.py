@@ -4,135 +4,123 @@ Each request holds the policy version it started on until it is done (for a stre
 so a reload never changes a request midway. Streams follow DESIGN section 5: the response starts only after
 the commit, so nothing of a failed provider reaches the caller; a failure after it becomes a final
 ``data: {"error": ...}`` event (chat) or a cut connection (audio), never a quietly truncated answer. When the
-caller goes away, the response generator is cancelled and its ``finally`` closes the upstream request.
+caller goes away before its answer is ready, the client's call is cancelled (closing the upstream request, or
+stopping a local synthesis); after that, the response generator is cancelled and its ``finally`` closes the
+upstream. Bodies are parsed by :mod:`router.server.bodies`: documented fields only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel
 
 from router import audio
 from router.async_client import AsyncClient
 from router.errors import StreamInterruptedError
+from router.executor import Outcome
 from router.namespaces import last_outcome
-from router.server.errors import error_body
+from router.server.bodies import ChatCompletionRequest, ImageGenerationRequest, SpeechRequestBody, extras
+from router.server.errors import ClientDisconnected, GatewayError, error_body
 from router.server.metrics import CONTENT_TYPE, Metrics
 from router.server.policy_state import Loaded, PolicyState
+from router.settings import GatewaySettings
 from router.speech import AsyncAudioStream
 from router.streaming import AsyncStream
 
 __all__ = ["AudioAborted", "ChatCompletionRequest", "ImageGenerationRequest", "SpeechRequestBody", "build_router"]
 
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow")
+T = TypeVar("T")
 
 
-class ChatCompletionRequest(_Body):
-    """``POST /v1/chat/completions``: OpenAI's body; any other field goes to the provider unchanged."""
-
-    model: str = "auto"
-    messages: list[dict[str, Any]] = Field(min_length=1)
-    stream: StrictBool = False
-
-
-class ImageGenerationRequest(_Body):
-    """``POST /v1/images/generations``."""
-
-    prompt: str = Field(min_length=1)
-    model: str = "auto"
-    n: int = Field(1, ge=1, le=10)
-    size: str | None = "1024x1024"
-    response_format: Literal["url", "b64_json"] = "url"
-
-
-class SpeechRequestBody(_Body):
-    """``POST /v1/audio/speech``: the audio comes back streamed, in ``response_format``."""
-
-    input: str = Field(min_length=1)
-    model: str = "auto"
-    voice: str | None = None
-    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
-    instructions: str | None = None
-    speed: float | None = Field(None, gt=0)
-
-
-def build_router(state: PolicyState, metrics: Metrics) -> APIRouter:
-    """The gateway's routes over ``state``, counting into ``metrics``."""
+def build_router(state: PolicyState, metrics: Metrics, settings: GatewaySettings | None = None) -> APIRouter:
+    """The gateway's routes over ``state``, counting into ``metrics``; bodies are checked by ``settings``."""
+    settings = settings or GatewaySettings()
+    passthrough = frozenset(settings.passthrough_fields)
     api = APIRouter()
     guarded = APIRouter()  # gateway keys are checked by router.server.middleware.GatewayKeys, before the body
 
     @guarded.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        extra = body.model_dump(exclude={"model", "messages", "stream"}, exclude_none=True)
+        extra = extras(body, passthrough) | body.model_dump(exclude={"model", "messages", "stream"}, exclude_none=True)
         call = _Call(state, metrics, "chat", request)
         try:
-            result = await call.client.chat.completions.create(
-                model=body.model, messages=body.messages, stream=body.stream, request_id=call.request_id, **extra
+            result = await call.settle(
+                call.client.chat.completions.create(
+                    model=body.model, messages=body.messages, stream=body.stream, request_id=call.request_id, **extra
+                )
             )
-        except BaseException:
-            call.finish("failed")
+            call.answered()
+            if isinstance(result, AsyncStream):
+                return await call.streaming(_sse(result, call.broke), "text/event-stream", result.close)
+            call.finish("success")
+            return _json(result, call.headers())
+        except BaseException as exc:
+            call.failed(exc)
             raise
-        call.answered()
-        if isinstance(result, AsyncStream):
-            events = call.stream(_sse(result, call.broke))
-            return StreamingResponse(events, media_type="text/event-stream", headers=call.headers())
-        call.finish("success")
-        return _json(result, call.headers())
 
     @guarded.post("/v1/images/generations", tags=["openai"])
     async def images_generations(body: ImageGenerationRequest, request: Request) -> Response:
-        extra = body.model_dump(exclude={"prompt", "model", "n", "size", "response_format"}, exclude_none=True)
+        extra = extras(body, passthrough) | body.model_dump(
+            exclude={"prompt", "model", "n", "size", "response_format"}, exclude_none=True
+        )
         call = _Call(state, metrics, "images", request)
         try:
-            result = await call.client.images.generate(
-                body.prompt,
-                model=body.model,
-                n=body.n,
-                size=body.size,
-                response_format=body.response_format,
-                request_id=call.request_id,
-                **extra,
+            result = await call.settle(
+                call.client.images.generate(
+                    body.prompt,
+                    model=body.model,
+                    n=body.n,
+                    size=body.size,
+                    response_format=body.response_format,
+                    request_id=call.request_id,
+                    **extra,
+                )
             )
-        except BaseException:
-            call.finish("failed")
+            call.answered()
+            call.finish("success")
+            return _json(result, call.headers())
+        except BaseException as exc:
+            call.failed(exc)
             raise
-        call.answered()
-        call.finish("success")
-        return _json(result, call.headers())
 
     @guarded.post("/v1/audio/speech", tags=["openai"])
     async def audio_speech(body: SpeechRequestBody, request: Request) -> Response:
-        extra = body.model_dump(
-            exclude={"input", "model", "voice", "response_format", "instructions", "speed"}, exclude_none=True
+        if len(body.input) > settings.max_speech_input_chars:
+            limit = settings.max_speech_input_chars
+            raise GatewayError(400, f"input must be at most {limit} characters, not {len(body.input)}", param="input")
+        extra = extras(body, passthrough) | body.model_dump(
+            exclude={"input", "model", "voice", "response_format", "instructions", "speed", "stream_format"},
+            exclude_none=True,
         )
         call = _Call(state, metrics, "speech", request)
         try:
-            stream: AsyncAudioStream = await call.client.audio.speech.create(
-                input=body.input,
-                model=body.model,
-                voice=body.voice,
-                response_format=body.response_format,
-                instructions=body.instructions,
-                speed=body.speed,
-                stream=True,
-                chunk_size=16384,
-                request_id=call.request_id,
-                **extra,
+            stream: AsyncAudioStream = await call.settle(
+                call.client.audio.speech.create(
+                    input=body.input,
+                    model=body.model,
+                    voice=body.voice,
+                    response_format=body.response_format,
+                    instructions=body.instructions,
+                    speed=body.speed,
+                    stream=True,
+                    chunk_size=16384,
+                    request_id=call.request_id,
+                    **extra,
+                )
             )
-        except BaseException:
-            call.finish("failed")
+            call.answered()
+            return await call.streaming(_audio(stream), audio.MEDIA_TYPES[body.response_format], stream.close)
+        except BaseException as exc:
+            call.failed(exc)
             raise
-        call.answered()
-        media_type = audio.MEDIA_TYPES[body.response_format]
-        return StreamingResponse(call.stream(_audio(stream)), media_type=media_type, headers=call.headers())
 
     @guarded.get("/v1/models", tags=["openai"])
     async def models() -> Response:
@@ -180,10 +168,15 @@ def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics:
 
 
 class _Call:
-    """One request's bookkeeping: its policy version, in-flight gauge, outcome metrics and response headers."""
+    """One request's bookkeeping: its policy version, in-flight gauge, outcome metrics and response headers.
+
+    Whatever happens -- success, an error, the caller leaving -- :meth:`finish` runs exactly once, so the
+    policy version is released and the in-flight gauge comes back down.
+    """
 
     def __init__(self, state: PolicyState, metrics: Metrics, namespace: str, request: Request) -> None:
         self.state, self.metrics, self.namespace = state, metrics, namespace
+        self.request = request
         self.request_id: str = request.state.request_id
         self.loaded: Loaded = state.acquire()
         self.client = self.loaded.client
@@ -192,35 +185,74 @@ class _Call:
         self.result = "success"
         """How the request ends; a stream that breaks after its commit sets "interrupted"."""
         self.provider = ""
+        self.outcome: Outcome[Any] | None = None
         metrics.in_flight.labels(namespace).inc()
 
+    async def settle(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await ``work`` (the client's call), unless the caller goes away first: then ``work`` is cancelled --
+        and with it the upstream request or the local synthesis -- and :class:`ClientDisconnected` raised."""
+
+        async def run() -> tuple[T, Outcome[Any] | None]:
+            value = await work
+            return value, last_outcome()  # read inside: the task's context is its own
+
+        job = asyncio.ensure_future(run())
+        gone = asyncio.ensure_future(_disconnected(self.request))
+        try:
+            done, _ = await asyncio.wait((job, gone), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # this request itself was cancelled (the server is stopping)
+            job.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if job in done:
+            value, self.outcome = job.result()
+            return value
+        job.cancel()
+        await asyncio.wait((job,))  # let it close what it opened; its CancelledError stays inside it
+        raise ClientDisconnected
+
     def headers(self) -> dict[str, str]:
-        """Who served the request, with which model, after how many attempts."""
-        outcome = last_outcome()
+        """Who served the request, with which model, after how many attempts (each a safe header value)."""
+        outcome = self.outcome
         if outcome is None:
             return {}
         return {
-            "x-router-provider": outcome.candidate.provider,
-            "x-router-model": outcome.candidate.model,
+            "x-router-provider": _header_value(outcome.candidate.provider),
+            "x-router-model": _header_value(outcome.candidate.model),
             "x-router-attempts": str(len(outcome.attempts)),
         }
 
     def answered(self) -> None:
         """The answer (for a stream: its first content) is ready: observe the latency, remember who served."""
-        outcome = last_outcome()
+        outcome = self.outcome
         self.provider = outcome.candidate.provider if outcome is not None else ""
         self.metrics.latency.labels(self.namespace, "success").observe(time.monotonic() - self.started)
+
+    def failed(self, exc: BaseException) -> None:
+        """The request ended in ``exc`` before its response was handed over."""
+        self.finish("cancelled" if isinstance(exc, ClientDisconnected | asyncio.CancelledError) else "failed")
 
     def finish(self, result: str) -> None:
         """The request is over: count it, release its policy version."""
         if self._done:
             return
         self._done = True
-        if result == "failed":
+        if result != "success":
             self.metrics.latency.labels(self.namespace, result).observe(time.monotonic() - self.started)
-        self.metrics.requests.labels(self.namespace, self.provider if result != "failed" else "", result).inc()
+        self.metrics.requests.labels(self.namespace, self.provider if result == "success" else "", result).inc()
         self.metrics.in_flight.labels(self.namespace).dec()
         self.state.release(self.loaded)
+
+    async def streaming(
+        self, body: AsyncIterator[bytes], media_type: str, close: Callable[[], Awaitable[None]]
+    ) -> Response:
+        """The streamed response over ``body``; if it cannot even be built, the upstream is closed at once."""
+        try:
+            return StreamingResponse(self.stream(body), media_type=media_type, headers=self.headers())
+        except BaseException:
+            await close()
+            raise
 
     async def stream(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Pass a stream's bytes on; the request counts as done when it ends, breaks or is abandoned."""
@@ -236,6 +268,20 @@ class _Call:
     def broke(self) -> None:
         """The stream broke after its commit (reported to the caller in band)."""
         self.result = "interrupted"
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the caller has closed its connection (the body was read already: only that can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _header_value(text: str) -> str:
+    """``text`` as a response header value: as it is when printable ASCII, else percent-encoded UTF-8, so that
+    no name can split, break or fail to encode a response."""
+    if text.isascii() and text.isprintable():
+        return text
+    return urllib.parse.quote(text, safe="/:@-._~+")
 
 
 async def _sse(stream: AsyncStream, broke: Callable[[], None]) -> AsyncIterator[bytes]:

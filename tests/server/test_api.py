@@ -37,10 +37,10 @@ class TestChat:
         assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
 
     def test_sends_the_callers_parameters_on(self, openai_upstreams: Any, gateway: Any) -> None:
-        """Messages, sampling parameters and unknown extras reach the provider unchanged."""
+        """Messages, sampling parameters and extras the operator declared reach the provider unchanged."""
         (alpha,) = openai_upstreams("alpha")
         messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-        gateway(media_policy(alpha)).client().chat.completions.create(
+        gateway(media_policy(alpha), passthrough_fields=("top_k",)).client().chat.completions.create(
             model="m", messages=messages, temperature=0.2, max_tokens=7, seed=3, extra_body={"top_k": 5}
         )
         sent = alpha.received[-1].json

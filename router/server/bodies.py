@@ -1,0 +1,150 @@
+"""What the gateway accepts in a request body: OpenAI's documented fields of each endpoint, typed, and nothing else.
+
+A body is parsed into one of these models before anything is routed. A field outside the endpoint's
+documented set is refused with 400 ``Unrecognized request argument supplied: <name>`` (OpenAI's own answer),
+unless the operator declared it in ``ROUTER_PASSTHROUGH_FIELDS`` for providers that take extras
+(``top_k``, ``repetition_penalty``, ...). The library's own arguments -- ``proxies``, ``timeout``,
+``provider``, ``request_id``, ``chunk_size``, ``api_key`` and the like -- are never taken from a body, not
+even when declared: they choose where requests go and with which credentials, which is the operator's
+decision, not a caller's (see :data:`RESERVED`).
+
+The fields and their types follow the OpenAI API reference as the ``openai`` Python SDK (3.60) types it:
+``openai.types.chat.completion_create_params``, ``openai.types.image_generate_params`` and
+``openai.types.audio.speech_create_params`` (https://platform.openai.com/docs/api-reference/chat/create,
+/images/create, /audio/createSpeech). Nested objects (messages, tools, response_format) are checked for
+shape here and passed on as they are: the providers own their details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from router.resolver import check_model_name
+from router.server.errors import GatewayError
+
+__all__ = [
+    "RESERVED",
+    "ChatCompletionRequest",
+    "ImageGenerationRequest",
+    "SpeechRequestBody",
+    "extras",
+]
+
+RESERVED = frozenset(
+    {
+        "proxies",
+        "timeout",
+        "provider",
+        "request_id",
+        "chunk_size",
+        "api_key",
+        "input_text",
+        "stream",
+        "model",
+        "exclude",
+        "output_dir",
+        "health",
+        "policy",
+        "headers",
+        "extra_headers",
+        "base_url",
+    }
+)
+"""Names that are never passed through from a body, whatever ``ROUTER_PASSTHROUGH_FIELDS`` says."""
+
+ModelName = Annotated[StrictStr, AfterValidator(check_model_name)]
+Number = StrictFloat | StrictInt
+JsonObject = dict[str, Any]
+
+
+class _Body(BaseModel):
+    """A request body: documented fields typed; others kept aside for :func:`extras` to accept or refuse."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ChatCompletionRequest(_Body):
+    """``POST /v1/chat/completions``: OpenAI's body (https://platform.openai.com/docs/api-reference/chat/create)."""
+
+    model: ModelName = "auto"
+    messages: list[JsonObject] = Field(min_length=1)
+    stream: StrictBool = False
+    audio: JsonObject | None = None
+    frequency_penalty: Number | None = None
+    function_call: StrictStr | JsonObject | None = None
+    functions: list[JsonObject] | None = None
+    logit_bias: dict[str, Number] | None = None
+    logprobs: StrictBool | None = None
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    metadata: dict[str, StrictStr] | None = None
+    modalities: list[StrictStr] | None = None
+    moderation: StrictStr | JsonObject | None = None
+    n: StrictInt | None = Field(None, ge=1, le=128)
+    parallel_tool_calls: StrictBool | None = None
+    prediction: JsonObject | None = None
+    presence_penalty: Number | None = None
+    prompt_cache_key: StrictStr | None = None
+    prompt_cache_options: JsonObject | None = None
+    prompt_cache_retention: StrictStr | None = None
+    reasoning_effort: StrictStr | None = None
+    response_format: JsonObject | None = None
+    safety_identifier: StrictStr | None = None
+    seed: StrictInt | None = None
+    service_tier: StrictStr | None = None
+    stop: StrictStr | list[StrictStr] | None = None
+    store: StrictBool | None = None
+    stream_options: JsonObject | None = None
+    temperature: Number | None = None
+    tool_choice: StrictStr | JsonObject | None = None
+    tools: list[JsonObject] | None = None
+    top_logprobs: StrictInt | None = Field(None, ge=0)
+    top_p: Number | None = None
+    user: StrictStr | None = None
+    verbosity: StrictStr | None = None
+    web_search_options: JsonObject | None = None
+
+
+class ImageGenerationRequest(_Body):
+    """``POST /v1/images/generations`` (https://platform.openai.com/docs/api-reference/images/create)."""
+
+    prompt: StrictStr = Field(min_length=1)
+    model: ModelName = "auto"
+    n: StrictInt = Field(1, ge=1, le=10)
+    size: StrictStr | None = "1024x1024"
+    response_format: Literal["url", "b64_json"] = "url"
+    background: StrictStr | None = None
+    moderation: StrictStr | None = None
+    output_compression: StrictInt | None = Field(None, ge=0, le=100)
+    output_format: StrictStr | None = None
+    partial_images: StrictInt | None = Field(None, ge=0)
+    quality: StrictStr | None = None
+    safety_identifier: StrictStr | None = None
+    style: StrictStr | None = None
+    user: StrictStr | None = None
+
+
+class SpeechRequestBody(_Body):
+    """``POST /v1/audio/speech`` (https://platform.openai.com/docs/api-reference/audio/createSpeech); the audio
+    comes back streamed, in ``response_format``. The input's length is capped by the gateway's settings."""
+
+    input: StrictStr = Field(min_length=1)
+    model: ModelName = "auto"
+    voice: StrictStr | None = Field(None, max_length=256)
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    instructions: StrictStr | None = Field(None, max_length=4096)
+    speed: Number | None = Field(None, ge=0.25, le=4.0)
+    stream_format: Literal["audio"] | None = None
+
+
+def extras(body: _Body, passthrough: Collection[str]) -> dict[str, Any]:
+    """The fields ``body`` has beyond its documented ones, when the operator declared each in ``passthrough``;
+    400 ``Unrecognized request argument supplied`` for the first one not declared (or reserved)."""
+    found = body.model_extra or {}
+    for name in found:
+        if name in RESERVED or name not in passthrough:
+            raise GatewayError(400, f"Unrecognized request argument supplied: {name}", param=name)
+    return dict(found)
