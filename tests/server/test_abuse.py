@@ -342,7 +342,8 @@ class Echoing(OpenAIUpstream):
     def route(self, request: Received) -> Any:
         if request.method == "POST" and request.path == "/v1/chat/completions":
             key = request.headers.get("authorization", "").removeprefix("Bearer ")
-            return Plain(200, ("x" * self.prefix + key + " trailing").encode(), {"Content-Type": "text/plain"})
+            text = ("x " * self.prefix)[: self.prefix] + key + " trailing"
+            return Plain(200, text.encode(), {"Content-Type": "text/plain"})
         return super().route(request)
 
 
