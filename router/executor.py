@@ -1,9 +1,9 @@
 """The failover loop: walk a route's queue, retrying each candidate, within one deadline (DESIGN section 5).
 
-Two loops, as the house rules say: tenacity retries the current candidate on the policy's ``retry.on``
-classes (honouring ``Retry-After`` up to ``retry_after_max_s``; a longer wait fails over at once, and so
-does a refused connection); a plain ``for`` walks the queue on ``failover.on`` classes. Any other error goes
-to the caller as it is. Every failed attempt is one ``attempt_failed`` event saying what happens next.
+Two loops, as the house rules say: tenacity retries the current candidate on the policy's
+``retry.error_classes`` (honouring ``Retry-After`` up to ``retry_after_max_s``; a longer wait fails over at
+once, and so does a refused connection); a plain ``for`` walks the queue on ``failover.error_classes``. Any
+other error goes to the caller as it is. Every failed attempt is one ``attempt_failed`` event saying what happens next.
 
 The first attempt at a candidate runs directly; a ``Retrying`` (built fresh from the frozen
 :class:`~router.resolver.RetryPlan`) takes over only once it failed with a retryable class, so the common
@@ -217,7 +217,7 @@ class _Walk:
 
     def fails_over(self, exc: ProviderError) -> bool:
         """Log the candidate's last failure with what happens next; False means raise it to the caller."""
-        action = "failover" if exc.error_class in self.resolver.failover_on else "raise"
+        action = "failover" if exc.error_class in self.resolver.failover_error_classes else "raise"
         _log_attempt(self.log, self.attempts[-1], action)
         return action == "failover"
 
@@ -348,7 +348,7 @@ class _Runner(Generic[T]):
         return isinstance(exc, ProviderError) and self._retryable(exc)
 
     def _retryable(self, exc: ProviderError) -> bool:
-        if exc.error_class not in self.plan.on:
+        if exc.error_class not in self.plan.error_classes:
             return False
         if isinstance(exc, ProviderConnectionError) and exc.refused:
             return False  # nothing listens there; asking again in a moment gets the same answer
