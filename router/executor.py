@@ -10,9 +10,10 @@ The first attempt at a candidate runs directly; a ``Retrying`` (built fresh from
 case pays nothing for the retry machinery.
 
 Provider health (:mod:`router.health`) is read once per request: cooled-down candidates are moved behind
-every healthy one (tried last, not never), a half-open one runs only with a probe slot, every failure of a
-class the health rules count is written to the store, and a success clears the provider's state. Each
-state change this request caused is one ``provider_cooled_down`` / ``provider_recovered`` event.
+every healthy one (tried last, not never), a half-open one runs only with a probe slot and only once (a
+failed probe is not retried: the queue moves on at once), every failure of a class the health rules count is
+written to the store, and a success clears the provider's state. Each state change this request caused is
+one ``provider_cooled_down`` / ``provider_recovered`` event.
 
 The executor knows nothing of HTTP or of namespaces: ``attempt(candidate, spec, remaining_s)`` does the
 work and raises :class:`~router.errors.ProviderError` on failure. :func:`execute_async` walks the same way
@@ -340,8 +341,13 @@ class _Runner(Generic[T]):
         return (exc.retry_after_s if exc.error_class == "rate_limit" else None,)
 
     def _retries(self, exc: ProviderError) -> bool:
-        """Whether the failure of attempt number ``self.count`` is retried (the wait is then ``_next_wait``)."""
-        return self._retryable(exc) and not self._stops()
+        """Whether the failure of attempt number ``self.count`` is retried (the wait is then ``_next_wait``).
+
+        A half-open probe never is: its failure says the provider is still down (and cools it down again when
+        the class counts), so the request moves on to the next candidate at once instead of paying the
+        retries against a dead provider.
+        """
+        return not self.probe and self._retryable(exc) and not self._stops()
 
     def _should_retry(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
