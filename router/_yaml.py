@@ -3,8 +3,8 @@
 PyYAML's safe loader composes the node tree; this module walks it once, building the same dicts, lists and
 scalars ``yaml.safe_load`` would while recording each node's start mark under its path (``("providers",
 "groq", "priority")``). Two deliberate differences from ``safe_load``: only ``true``/``false`` are booleans
-(YAML 1.1 would read the policy keys ``on:`` and ``resume: off`` as booleans), and a repeated key is an
-error instead of silently keeping the last value.
+(YAML 1.1 also reads ``on``, ``off``, ``yes`` and ``no`` as booleans, so ``resume: off`` stays the string),
+and a repeated key is an error instead of silently keeping the last value.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ class Positions:
         while path not in self.values and path:
             path = path[:-1]
         return self.values.get(path, (None, None))
+
+    def copy(self, old: Sequence[str | int], new: Sequence[str | int]) -> None:
+        """Give ``new`` and everything below it the places of ``old`` (a renamed key reads as its old self)."""
+        old, new = tuple(old), tuple(new)
+        for table in (self.values, self.keys):
+            for path, place in list(table.items()):
+                if path[: len(old)] == old:
+                    table[(*new, *path[len(old) :])] = place
 
 
 def parse(text: str, file: str) -> tuple[Any, Positions, list[PolicyIssue]]:

@@ -241,7 +241,7 @@ class AsyncImages(Namespace):
         if response_format not in ("url", "b64_json"):
             raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
         client: AsyncClient = self._client
-        request = images.image_request(prompt, n=n, size=size, extra=kwargs)
+        request = images.image_request(prompt, n=n, size=size, extra=kwargs, response_format=response_format)
         log = events.request_logger("images", model, request_id)
         attempt = images.image_attempt_async(
             request,

@@ -177,12 +177,12 @@ class _Resume:
         out = []
         refused = isinstance(cause, ProviderConnectionError) and cause.refused
         if (
-            cause.error_class in resolver.retry.on
+            cause.error_class in resolver.retry.error_classes
             and not refused
             and self.resumes[failed] + 1 < resolver.retry.attempts
         ):
             out.append(failed)
-        if cause.error_class in resolver.failover_on and route is not None:
+        if cause.error_class in resolver.failover_error_classes and route is not None:
             out.extend(c for c in route.queue if (c.provider, c.model) not in self.tried)
         if not out:
             raise SpliceFailed(f"no candidate may regenerate a stream cut by {cause.error_class}")

@@ -1,6 +1,7 @@
 """The ``router`` command: policy tools for operators and CI.
 
     router validate PATH... [--json]   exit 0 valid and every tests: entry holds, 1 problems, 2 usage
+                                       (a deprecated spelling is printed as a warning; alone it still exits 0)
     router explain PATH --model M ...  how one request would be routed, and why providers were dropped
     router diff OLD NEW [--json]       what routes differently (Markdown for a pull request); exit 0 nothing,
                                        1 something, 2 usage or an invalid policy
@@ -26,6 +27,7 @@ import json
 import logging
 import sys
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,15 +128,21 @@ def _print_json(data: Any) -> int:
     return EXIT_OK
 
 
-def _load(path: str) -> tuple[LoadedPolicy | None, list[PolicyIssue], int]:
-    """Read and validate ``path``: (policy, issues, exit code when it cannot go on)."""
+def _load(path: str) -> tuple[LoadedPolicy | None, list[PolicyIssue], list[PolicyIssue], int]:
+    """Read and validate ``path``: (policy, issues, deprecations, exit code when it cannot go on).
+
+    Deprecated spellings come back as located issues for the command to print, not as Python warnings.
+    """
     try:
-        return read_policy(path), [], EXIT_OK
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            loaded = read_policy(path)
+        return loaded, [], list(loaded.deprecations), EXIT_OK
     except PolicyError as exc:
-        return None, list(exc.issues), EXIT_PROBLEMS
+        return None, list(exc.issues), list(exc.deprecations), EXIT_PROBLEMS
     except OSError as exc:
         print(f"router: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return None, [], EXIT_USAGE
+        return None, [], [], EXIT_USAGE
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -147,7 +155,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> int:
-    loaded, issues, code = _load(path)
+    loaded, issues, deprecations, code = _load(path)
     if code == EXIT_USAGE:
         if as_json:
             reports.append({"path": path, "valid": False, "issues": [], "tests": 0, "error": "cannot read"})
@@ -163,20 +171,30 @@ def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> in
             problems = checks.policy_test_problems(loaded.policy, resolver)
             issues = checks.locate(problems, loaded.file, loaded.positions)
     if as_json:
-        reports.append({"path": path, "valid": not issues, "issues": [i.as_dict() for i in issues], "tests": tests})
+        reports.append(
+            {
+                "path": path,
+                "valid": not issues,
+                "issues": [i.as_dict() for i in issues],
+                "warnings": [w.as_dict() for w in deprecations],
+                "tests": tests,
+            }
+        )
     else:
-        for issue in issues:
+        for issue in sorted([*issues, *deprecations], key=lambda i: (i.line or 0, i.column or 0)):
             print(issue)
         if issues:
             print(f"{path}: {len(issues)} problem{'s' if len(issues) != 1 else ''}", file=sys.stderr)
         elif loaded is not None:
             providers = len(loaded.policy.providers)
-            print(f"{path}: valid ({providers} providers, {tests} test{'s' if tests != 1 else ''} passed)")
+            note = f"; {len(deprecations)} deprecated spelling{'s' if len(deprecations) != 1 else ''}"
+            note = note if deprecations else ""
+            print(f"{path}: valid ({providers} providers, {tests} test{'s' if tests != 1 else ''} passed{note})")
     return EXIT_PROBLEMS if issues else EXIT_OK
 
 
 def _explain(args: argparse.Namespace) -> int:
-    loaded, issues, code = _load(args.path)
+    loaded, issues, _, code = _load(args.path)
     if loaded is None:
         for issue in issues:
             print(issue)
@@ -222,7 +240,7 @@ def _diff(args: argparse.Namespace) -> int:
     loaded = {}
     problems: list[dict[str, Any]] = []
     for path in (args.old, args.new):
-        policy, issues, _ = _load(path)
+        policy, issues, _, _ = _load(path)
         if policy is None:
             problems.append({"path": path, "issues": [issue.as_dict() for issue in issues]})
             for issue in issues:

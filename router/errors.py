@@ -23,9 +23,9 @@
 
 Each class derives from the builtin a caller would naturally catch, so ``except ValueError`` around
 ``load_policy`` or ``except TimeoutError`` keep working without importing router. Whether an error class is
-retried or failed over is the policy's decision (``retry.on``, ``failover.on``); the class only says what
-happened. Messages never contain a secret: keys are named by their environment variable, and provider
-messages pass through :func:`redact` before they are stored.
+retried or failed over is the policy's decision (``retry.error_classes``, ``failover.error_classes``); the
+class only says what happened. Messages never contain a secret: keys are named by their environment
+variable, and provider messages pass through :func:`redact` before they are stored.
 """
 
 from __future__ import annotations
@@ -112,10 +112,12 @@ class PolicyIssue:
 
 
 class PolicyError(RouterError, ValueError):
-    """A policy that cannot be loaded or compiled. ``issues`` holds every problem found, in file order."""
+    """A policy that cannot be loaded or compiled. ``issues`` holds every problem found, in file order;
+    ``deprecations`` the deprecated spellings it also used (warnings, not problems)."""
 
-    def __init__(self, issues: Iterable[PolicyIssue]) -> None:
+    def __init__(self, issues: Iterable[PolicyIssue], *, deprecations: Iterable[PolicyIssue] = ()) -> None:
         self.issues: tuple[PolicyIssue, ...] = tuple(issues)
+        self.deprecations: tuple[PolicyIssue, ...] = tuple(deprecations)
         count = len(self.issues)
         head = f"policy has {count} problem{'s' if count != 1 else ''}"
         super().__init__("\n".join([head, *(str(issue) for issue in self.issues)]))

@@ -1,18 +1,19 @@
 """The failover loop: walk a route's queue, retrying each candidate, within one deadline (DESIGN section 5).
 
-Two loops, as the house rules say: tenacity retries the current candidate on the policy's ``retry.on``
-classes (honouring ``Retry-After`` up to ``retry_after_max_s``; a longer wait fails over at once, and so
-does a refused connection); a plain ``for`` walks the queue on ``failover.on`` classes. Any other error goes
-to the caller as it is. Every failed attempt is one ``attempt_failed`` event saying what happens next.
+Two loops, as the house rules say: tenacity retries the current candidate on the policy's
+``retry.error_classes`` (honouring ``Retry-After`` up to ``retry_after_max_s``; a longer wait fails over at
+once, and so does a refused connection); a plain ``for`` walks the queue on ``failover.error_classes``. Any
+other error goes to the caller as it is. Every failed attempt is one ``attempt_failed`` event saying what happens next.
 
 The first attempt at a candidate runs directly; a ``Retrying`` (built fresh from the frozen
 :class:`~router.resolver.RetryPlan`) takes over only once it failed with a retryable class, so the common
 case pays nothing for the retry machinery.
 
 Provider health (:mod:`router.health`) is read once per request: cooled-down candidates are moved behind
-every healthy one (tried last, not never), a half-open one runs only with a probe slot, every failure of a
-class the health rules count is written to the store, and a success clears the provider's state. Each
-state change this request caused is one ``provider_cooled_down`` / ``provider_recovered`` event.
+every healthy one (tried last, not never), a half-open one runs only with a probe slot and only once (a
+failed probe is not retried: the queue moves on at once), every failure of a class the health rules count is
+written to the store, and a success clears the provider's state. Each state change this request caused is
+one ``provider_cooled_down`` / ``provider_recovered`` event.
 
 The executor knows nothing of HTTP or of namespaces: ``attempt(candidate, spec, remaining_s)`` does the
 work and raises :class:`~router.errors.ProviderError` on failure. :func:`execute_async` walks the same way
@@ -240,7 +241,7 @@ class _Walk:
 
     def fails_over(self, exc: ProviderError) -> bool:
         """Log the candidate's last failure with what happens next; False means raise it to the caller."""
-        action = "failover" if exc.error_class in self.resolver.failover_on else "raise"
+        action = "failover" if exc.error_class in self.resolver.failover_error_classes else "raise"
         _log_attempt(self.log, self.attempts[-1], action)
         return action == "failover"
 
@@ -363,15 +364,20 @@ class _Runner(Generic[T]):
         return (exc.retry_after_s if exc.error_class == "rate_limit" else None,)
 
     def _retries(self, exc: ProviderError) -> bool:
-        """Whether the failure of attempt number ``self.count`` is retried (the wait is then ``_next_wait``)."""
-        return self._retryable(exc) and not self._stops()
+        """Whether the failure of attempt number ``self.count`` is retried (the wait is then ``_next_wait``).
+
+        A half-open probe never is: its failure says the provider is still down (and cools it down again when
+        the class counts), so the request moves on to the next candidate at once instead of paying the
+        retries against a dead provider.
+        """
+        return not self.probe and self._retryable(exc) and not self._stops()
 
     def _should_retry(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
         return isinstance(exc, ProviderError) and self._retryable(exc)
 
     def _retryable(self, exc: ProviderError) -> bool:
-        if exc.error_class not in self.plan.on:
+        if exc.error_class not in self.plan.error_classes:
             return False
         if isinstance(exc, ProviderConnectionError) and exc.refused:
             return False  # nothing listens there; asking again in a moment gets the same answer

@@ -1,7 +1,7 @@
 """Provider health: cooldown after repeated failures, half-open probes, and where that state lives.
 
 A provider (or one provider+model pair, ``health.scope: model``) that fails ``failure_threshold`` times in a
-row with a class in ``health.on`` -- or answers 429 with ``Retry-After`` -- *cools down*: for ``cooldown_s``
+row with a class in ``health.error_classes`` -- or answers 429 with ``Retry-After`` -- *cools down*: for ``cooldown_s``
 (or the Retry-After) the executor moves it behind every healthy candidate, so it is tried last rather than
 never. When the cooldown ends the key is *half-open*: up to ``probes`` requests may try it in its normal
 place; a success recovers it, a failure cools it down again. Each change is one event
@@ -53,7 +53,7 @@ class HealthRules:
     cooldown_s: float = 5.0
     probes: int = 1
     scope: str = "model"
-    on: frozenset[str] = frozenset({"timeout", "connect", "rate_limit", "server_error", "invalid_response"})
+    error_classes: frozenset[str] = frozenset({"timeout", "connect", "rate_limit", "server_error", "invalid_response"})
     store: str = "memory"
 
     def key(self, provider: str, model: str) -> str:
@@ -62,7 +62,7 @@ class HealthRules:
 
     def counts(self, error_class: str) -> bool:
         """Whether a failure of this class says something about the provider's health."""
-        return self.enabled and error_class in self.on
+        return self.enabled and error_class in self.error_classes
 
 
 @dataclass(frozen=True, slots=True)

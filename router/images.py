@@ -1,10 +1,12 @@
 """The images namespace's work between the client and the executor: the request, and one attempt at it.
 
 An attempt asks the candidate's adapter for its HTTP requests, sends them, and delivers every image in the
-format the caller asked for, whatever the provider returned:
+format the caller asked for, whatever the provider returned. The request carries that format, so an adapter
+whose API can return bytes asks for them (the ``openai`` adapter sends ``response_format``; Stability always
+answers bytes); what still comes back differently is converted:
 
-- ``b64_json`` asked, a URL returned: the image is fetched (over the provider's own pooled session) and
-  encoded;
+- ``b64_json`` asked, a URL returned anyway (a provider that cannot return bytes): the image is fetched (over
+  the provider's own pooled session) and encoded;
 - ``url`` asked, bytes returned: a ``data:`` URL, or -- when an output directory is configured
   (``Client(output_dir=...)`` or ``$ROUTER_OUTPUT_DIR``) -- the image is written there and a ``file://``
   URL returned.
@@ -35,13 +37,20 @@ AsyncHandles = Callable[[str], tuple[Adapter, AsyncTransport]]
 ResponseFormat = Literal["url", "b64_json"]
 
 
-def image_request(prompt: str, *, n: int, size: str | None, extra: Mapping[str, Any]) -> ImageRequest:
+def image_request(
+    prompt: str,
+    *,
+    n: int,
+    size: str | None,
+    extra: Mapping[str, Any],
+    response_format: ResponseFormat = "url",
+) -> ImageRequest:
     """The caller's arguments as an ImageRequest; ValueError for a request no provider could serve."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("prompt must be a non-empty string")
     if not isinstance(n, int) or n < 1:
         raise ValueError("n must be a positive integer")
-    return ImageRequest(prompt=prompt, n=n, size=size, extra=dict(extra))
+    return ImageRequest(prompt=prompt, n=n, size=size, extra=dict(extra), response_format=response_format)
 
 
 def image_attempt(

@@ -207,14 +207,14 @@ class Images(Namespace):
     ) -> ImagesResponse:
         """Generate ``n`` images, routed and failed over like chat; other keywords go to the provider.
 
-        Images come back as ``response_format`` asks whatever the provider returned: URLs are fetched and
-        encoded for ``b64_json``; bytes become ``data:`` URLs for ``url`` (``file://`` URLs of written files
-        when the client has an ``output_dir``).
+        Images come back as ``response_format`` asks whatever the provider returned: ``b64_json`` is asked of
+        providers that can return bytes, and URLs that come back anyway are fetched and encoded; bytes become
+        ``data:`` URLs for ``url`` (``file://`` URLs of written files when the client has an ``output_dir``).
         """
         if response_format not in ("url", "b64_json"):
             raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
         client = self._client
-        request = images.image_request(prompt, n=n, size=size, extra=kwargs)
+        request = images.image_request(prompt, n=n, size=size, extra=kwargs, response_format=response_format)
         log = events.request_logger("images", model, request_id)
         attempt = images.image_attempt(
             request,

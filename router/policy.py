@@ -8,6 +8,7 @@ become the descriptions of ``schemas/routes.schema.json``). Loading text into th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "NAMESPACES",
+    "RENAMED_KEYS",
     "Auth",
     "ErrorClass",
     "Expectation",
@@ -61,6 +63,14 @@ ErrorClass = Literal[
     "empty",
     "invalid_response",
 ]
+
+RENAMED_KEYS: Mapping[str, Mapping[str, str]] = {
+    "retry": {"on": "error_classes"},
+    "failover": {"on": "error_classes"},
+    "health": {"on": "error_classes"},
+}
+"""Top-level section -> old key -> new key: spellings still loaded for one version, with a deprecation
+warning. ``on`` had to go because YAML 1.1 readers (PyYAML's ``safe_load``) read it as the boolean true."""
 
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 BUILTIN_ADAPTERS = ("openai", "anthropic", "gemini", "espeak", "elevenlabs", "stability")
@@ -221,8 +231,22 @@ def _no_classes(*forbidden: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _deprecated_key(old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    """Schema extra: ``old`` listed as a deprecated spelling of ``new``, so editors strike it through rather
+    than reject a file the loader still accepts (see :data:`RENAMED_KEYS`)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        current = {k: v for k, v in schema["properties"][new].items() if k not in ("default", "title", "description")}
+        description = f"Deprecated: write {new} (YAML 1.1 readers take the key {old} for the boolean true)."
+        schema["properties"][old] = {**current, "deprecated": True, "description": description}
+
+    return extra
+
+
 class Retry(_Model):
     """Retrying the same provider before failing over to the next."""
+
+    model_config = ConfigDict(json_schema_extra=_deprecated_key("on", "error_classes"))
 
     attempts: int = Field(2, ge=1)
     """Attempts per provider, the first included (1 = no retry)."""
@@ -232,12 +256,10 @@ class Retry(_Model):
     """Longest wait between attempts."""
     retry_after_max_s: float = Field(10.0, ge=0)
     """Retry-After is honoured up to this many seconds; a longer wait fails over at once."""
-    on: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter", "context_length", "bad_request")] = (
-        "connect",
-        "rate_limit",
-        "server_error",
-    )
-    """Error classes retried on the same provider."""
+    error_classes: Annotated[
+        tuple[ErrorClass, ...], Unique, _no_classes("content_filter", "context_length", "bad_request")
+    ] = ("connect", "rate_limit", "server_error")
+    """Error classes retried on the same provider (formerly ``on``)."""
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Retry:
@@ -249,7 +271,9 @@ class Retry(_Model):
 class Failover(_Model):
     """Moving on to the next candidate, and the time budget of a whole request."""
 
-    on: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter")] = (
+    model_config = ConfigDict(json_schema_extra=_deprecated_key("on", "error_classes"))
+
+    error_classes: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter")] = (
         "timeout",
         "connect",
         "rate_limit",
@@ -259,7 +283,7 @@ class Failover(_Model):
         "empty",
         "invalid_response",
     )
-    """Error classes that move on to the next candidate; any other error goes to the caller."""
+    """Error classes that move on to the next candidate; any other error goes to the caller (formerly ``on``)."""
     deadline_s: float = Field(120.0, gt=0)
     """One budget for the whole request, retries and failovers included, in seconds."""
 
@@ -267,8 +291,10 @@ class Failover(_Model):
 class Health(_Model):
     """Provider health: a provider that keeps failing cools down and is tried last until probes say it is back."""
 
+    model_config = ConfigDict(json_schema_extra=_deprecated_key("on", "error_classes"))
+
     failure_threshold: int = Field(3, ge=1)
-    """Consecutive failures (of the classes in ``on``) that cool a provider down."""
+    """Consecutive failures (of the classes in ``error_classes``) that cool a provider down."""
     cooldown_s: float = Field(5.0, gt=0)
     """How long a cooled-down provider is tried last; then ``probes`` requests decide whether it is back."""
     probes: int = Field(1, ge=1)
@@ -276,26 +302,35 @@ class Health(_Model):
     scope: Literal["provider", "model"] = "model"
     """What cools down: one provider+model pair (a model overloaded at its provider leaves the provider's other
     models alone), or the whole provider."""
-    on: Annotated[tuple[ErrorClass, ...], Unique, _no_classes("content_filter", "context_length", "bad_request")] = (
-        "timeout",
-        "connect",
-        "rate_limit",
-        "server_error",
-        "invalid_response",
-    )
-    """Error classes that count as a failure of the provider itself (a 429 with Retry-After always cools down)."""
+    error_classes: Annotated[
+        tuple[ErrorClass, ...], Unique, _no_classes("content_filter", "context_length", "bad_request")
+    ] = ("timeout", "connect", "rate_limit", "server_error", "invalid_response")
+    """Error classes that count as a failure of the provider itself (a 429 with Retry-After always cools down;
+    formerly ``on``)."""
     store: Annotated[str, StringConstraints(pattern=r"^(memory|rediss?://\S+|unix://\S+)$")] = "memory"
     """Where health lives: memory (this process) or a Redis URL shared by every replica; $ROUTER_STATE_URL wins."""
     enabled: bool = True
     """False: every provider is always tried in queue order, however often it fails."""
 
 
+def _off(value: Any) -> Any:
+    """The boolean false a YAML 1.1 reader makes of ``off`` means ``off`` (DESIGN section 10)."""
+    return "off" if value is False else value
+
+
+Resume = Annotated[
+    Literal["off", "splice"],
+    BeforeValidator(_off),
+    WithJsonSchema({"anyOf": [{"enum": ["off", "splice"], "type": "string"}, {"const": False}]}),
+]
+
+
 class Stream(_Model):
     """Streaming behaviour."""
 
-    resume: Literal["off", "splice"] = "splice"
+    resume: Resume = "splice"
     """After a cut or stalled stream: splice (regenerate without prefill; continue only on an exact repeat of
-    what the caller has, else the error) or off (the error at once)."""
+    what the caller has, else the error) or off (the error at once; false, as YAML 1.1 reads off, means off)."""
 
 
 class Expectation(_Model):

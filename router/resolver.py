@@ -69,7 +69,7 @@ class RetryPlan:
     backoff_s: float
     max_backoff_s: float
     retry_after_max_s: float
-    on: frozenset[str]
+    error_classes: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ class Resolver:
     providers: tuple[ProviderSpec, ...]
     tables: Mapping[str, Table]
     retry: RetryPlan
-    failover_on: frozenset[str]
+    failover_error_classes: frozenset[str]
     deadline_s: float
     stream_resume: str
     seed: int | None

@@ -184,7 +184,7 @@ class TestStreaming:
 
 class TestMedia:
     def test_images_are_delivered_as_asked(self, stand_ins: Any) -> None:
-        """b64_json asked of a URL-returning provider: fetched and encoded, the provider's own picture."""
+        """b64_json asked: the provider's own picture comes back base64-encoded."""
         (alpha,) = stand_ins(OpenAIUpstream, "alpha")
 
         async def scenario() -> Any:

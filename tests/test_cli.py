@@ -234,7 +234,66 @@ class TestValidate:
         """--json on a good policy says valid true, no issues, and how many tests ran."""
         result = router(policy_dir, "validate", "routes.yaml", "--json")
         assert result.returncode == 0
-        assert json.loads(result.stdout) == {"path": "routes.yaml", "valid": True, "issues": [], "tests": 2}
+        assert json.loads(result.stdout) == {
+            "path": "routes.yaml",
+            "valid": True,
+            "issues": [],
+            "warnings": [],
+            "tests": 2,
+        }
+
+    def test_old_spelling_warns_with_its_place_and_exits_0(self, tmp_path: Path) -> None:
+        """A policy still spelling `retry.on:` is valid: one located deprecation line per key, then exit 0."""
+        write(tmp_path, POLICY + "retry:\n  attempts: 2\n  on: [connect]\nhealth:\n  on: [timeout]\n")
+        line = POLICY.count("\n") + 3
+        result = router(tmp_path, "validate", "routes.yaml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.splitlines() == [
+            f"routes.yaml:{line}:3: retry.on: deprecated, use retry.error_classes",
+            f"routes.yaml:{line + 2}:3: health.on: deprecated, use health.error_classes",
+            "routes.yaml: valid (7 providers, 2 tests passed; 2 deprecated spellings)",
+        ]
+        assert result.stderr == ""
+
+    def test_old_spelling_is_a_json_warning_not_an_issue(self, tmp_path: Path) -> None:
+        """--json lists a deprecated spelling under warnings, with its place, and keeps valid true."""
+        write(tmp_path, POLICY + "failover:\n  on: [timeout]\n")
+        result = router(tmp_path, "validate", "routes.yaml", "--json")
+        assert result.returncode == 0
+        report = json.loads(result.stdout)
+        assert (report["valid"], report["issues"]) == (True, [])
+        assert report["warnings"] == [
+            {
+                "path": "routes.yaml",
+                "line": POLICY.count("\n") + 2,
+                "column": 3,
+                "loc": "failover.on",
+                "message": "deprecated, use failover.error_classes",
+            }
+        ]
+
+    def test_old_spelling_beside_a_problem_is_printed_in_file_order(self, tmp_path: Path) -> None:
+        """With a real problem too, the deprecation is still printed, in file order, and the exit is 1."""
+        write(tmp_path, POLICY + "retry:\n  on: [connect]\n  attempts: 0\n")
+        line = POLICY.count("\n") + 2
+        result = router(tmp_path, "validate", "routes.yaml")
+        assert result.returncode == 1
+        assert [entry.split(": ", 2)[:2] for entry in result.stdout.splitlines()] == [
+            [f"routes.yaml:{line}:3", "retry.on"],
+            [f"routes.yaml:{line + 1}:13", "retry.attempts"],
+        ]
+        assert "routes.yaml: 1 problem" in result.stderr
+
+    def test_both_spellings_is_a_problem(self, tmp_path: Path) -> None:
+        """Giving `on` and `error_classes` in one section is an error at the old key."""
+        write(tmp_path, POLICY + "retry:\n  error_classes: [connect]\n  on: [connect]\n")
+        result = router(tmp_path, "validate", "routes.yaml")
+        assert result.returncode == 1
+        line = POLICY.count("\n") + 3
+        assert (
+            result.stdout
+            == f"routes.yaml:{line}:3: retry.on: give only error_classes (on is its deprecated spelling)\n"
+        )
 
     @pytest.mark.parametrize(
         ("text", "expected"),

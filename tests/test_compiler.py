@@ -29,12 +29,18 @@ class TestCompiledForm:
         """retry: and failover: compile into plain data the executor reads."""
         resolver = compile_(
             {"a": provider("m")},
-            retry={"attempts": 3, "backoff_s": 0.5, "max_backoff_s": 2, "retry_after_max_s": 5, "on": ["rate_limit"]},
-            failover={"on": ["timeout", "connect"], "deadline_s": 30},
+            retry={
+                "attempts": 3,
+                "backoff_s": 0.5,
+                "max_backoff_s": 2,
+                "retry_after_max_s": 5,
+                "error_classes": ["rate_limit"],
+            },
+            failover={"error_classes": ["timeout", "connect"], "deadline_s": 30},
             stream={"resume": "splice"},
         )
         assert resolver.retry == RetryPlan(3, 0.5, 2.0, 5.0, frozenset({"rate_limit"}))
-        assert resolver.failover_on == frozenset({"timeout", "connect"})
+        assert resolver.failover_error_classes == frozenset({"timeout", "connect"})
         assert (resolver.deadline_s, resolver.stream_resume) == (30.0, "splice")
 
     def test_provider_specs_keep_connection_data(self, compile_: Any) -> None:

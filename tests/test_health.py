@@ -159,6 +159,77 @@ class TestHalfOpen:
         assert sorted(providers) == ["alpha", "beta", "beta", "beta"]
 
 
+PROBE_RETRY = {"attempts": 3, "backoff_s": 0.01, "max_backoff_s": 0.02}
+"""Three attempts per candidate: before the fix, a failed probe was followed by two more at the dead provider."""
+
+
+def probe_policy(*ups: Any, store: str) -> dict[str, Any]:
+    """Retrying policy (three attempts per candidate) with HEALTH's quick cooldown."""
+    return http_policy(*ups, retry=PROBE_RETRY, health={**HEALTH, "store": store})
+
+
+def alpha_attempts(logs: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """(attempt number, action) of every attempt_failed event at alpha."""
+    return [(e["attempt"], e["action"]) for e in logs if e["event"] == "attempt_failed" and e["provider"] == "alpha"]
+
+
+class TestFailedProbe:
+    """A half-open probe that fails sends its request to the next candidate at once (issue 14)."""
+
+    def test_the_sync_client_asks_a_dead_provider_once_per_probe(self, openai_upstreams: Any, store: str) -> None:
+        """alpha stays down: the probe request calls it once, not once plus retries, and beta answers."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        alpha.always(Status(503))
+        with Client(probe_policy(alpha, beta, store=store)) as client:
+            assert answered_by(client) == "beta"  # three attempts at alpha, cooled down at the second
+            time.sleep(0.5)
+            asked = len(alpha.calls)
+            with capture_logs() as logs:
+                assert answered_by(client) == "beta"
+        assert len(alpha.calls) - asked == 1
+        assert alpha_attempts(logs) == [(1, "failover")]
+        assert health_events(logs) == [("provider_cooled_down", "alpha", "probe_failed")]
+
+    def test_the_async_client_asks_a_dead_provider_once_per_probe(self, openai_upstreams: Any, store: str) -> None:
+        """The AsyncClient's walk makes the same decision: one call at the dead alpha, then beta."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        alpha.always(Status(503))
+
+        async def run() -> tuple[int, str]:
+            async with AsyncClient(probe_policy(alpha, beta, store=store)) as client:
+                await client.chat.completions.create(model="m", messages=USER)
+                await asyncio.sleep(0.5)
+                asked = len(alpha.calls)
+                await client.chat.completions.create(model="m", messages=USER)
+                return len(alpha.calls) - asked, str(client.chat.completions.last_provider)
+
+        with capture_logs() as logs:
+            assert asyncio.run(run()) == (1, "beta")
+        assert alpha_attempts(logs)[-1:] == [(1, "failover")]
+        assert health_events(logs) == [
+            ("provider_cooled_down", "alpha", "failures"),
+            ("provider_cooled_down", "alpha", "probe_failed"),
+        ]
+
+    def test_a_healthy_provider_is_still_retried(self, openai_upstreams: Any, store: str) -> None:
+        """Only probes give up after one attempt: a healthy alpha's 503 is retried and then answers."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        alpha.script(Status(503))
+        with Client(probe_policy(alpha, beta, store=store)) as client, capture_logs() as logs:
+            assert answered_by(client) == "alpha"
+        assert alpha_attempts(logs) == [(1, "retry")]
+
+    def test_a_probe_that_answers_recovers_on_its_single_attempt(self, openai_upstreams: Any, store: str) -> None:
+        """alpha back up when probed: the probe's one attempt answers and alpha recovers."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        alpha.script(Status(503), Status(503), Status(503))
+        with Client(probe_policy(alpha, beta, store=store)) as client, capture_logs() as logs:
+            assert answered_by(client) == "beta"
+            time.sleep(0.5)
+            assert answered_by(client) == "alpha"
+        assert health_events(logs)[-1] == ("provider_recovered", "alpha", "")
+
+
 class TestRetryAfter:
     """A 429 with Retry-After cools the provider down for exactly that long."""
 
@@ -196,7 +267,6 @@ class TestScope:
             assert client.chat.completions.last_provider == "alpha"
         cooled = next(e for e in logs if e["event"] == "provider_cooled_down")
         assert (cooled["provider"], cooled["model"]) == ("alpha", "m1")
-
 
     def test_provider_scope_cools_every_model_of_the_provider(self, openai_upstreams: Any, store: str) -> None:
         """scope: provider -- alpha's m1 failures move alpha back for m2 too."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import pytest
 import requests
 import yaml
 
-from router import AllProvidersFailedError, Client, ContentFilterError
+from router import AllProvidersFailedError, AsyncClient, Client, ContentFilterError, compile_policy
+from router.adapters.base import ImageRequest
+from router.adapters.openai import OpenAIAdapter
 
 from .conftest import FAST_RETRY, policy
 from .upstreams import ContentFilter, Empty, Status
@@ -54,15 +57,17 @@ class TestDelivery:
         assert image.revised_prompt == PROMPT
         assert (answer.provider, answer.model) == ("alpha", "dall-e-3")
 
-    def test_b64_json_asked_and_a_url_returned_is_fetched(self, openai_upstreams: Any) -> None:
-        """The image behind the provider's URL is fetched and base64-encoded."""
+    def test_b64_json_asked_and_a_url_returned_anyway_is_fetched(self, openai_upstreams: Any) -> None:
+        """A host that answers URLs although b64_json was asked: the images behind them are fetched and encoded."""
         (alpha,) = openai_upstreams("alpha")
+        alpha.url_only = True
         answer = Client(images_policy(alpha)).images.generate(PROMPT, response_format="b64_json", n=2)
         assert len(answer.data) == 2
         for image in answer.data:
             assert image.url is None
             assert drawn_by(base64.b64decode(image.b64_json or "")) == color_of("alpha")
         assert [r.path.startswith("/files/") for r in alpha.received] == [False, True, True]
+        assert (alpha.received[0].json or {})["response_format"] == "b64_json"
 
     def test_bytes_returned_and_a_url_asked_becomes_a_data_url(self, openai_upstreams: Any) -> None:
         """A base64-only model (gpt-image) answers a url request with a data: URL of the PNG."""
@@ -118,6 +123,73 @@ class TestDelivery:
         with pytest.raises(ValueError, match=message):
             Client(images_policy(alpha)).images.generate(**kwargs)
         assert alpha.received == []
+
+
+class TestAskingForBytes:
+    def test_b64_json_asked_is_sent_and_nothing_is_fetched(self, openai_upstreams: Any) -> None:
+        """b64_json asked of a dall-e model: response_format goes to the provider, its bytes come back, no URL fetch."""
+        (alpha,) = openai_upstreams("alpha")
+        answer = Client(images_policy(alpha)).images.generate(PROMPT, response_format="b64_json", n=2)
+        assert [drawn_by(base64.b64decode(image.b64_json or "")) for image in answer.data] == [color_of("alpha")] * 2
+        assert [image.url for image in answer.data] == [None, None]
+        (sent,) = alpha.received
+        assert (sent.path, (sent.json or {})["response_format"]) == ("/v1/images/generations", "b64_json")
+
+    def test_b64_json_asked_through_the_async_client_is_sent_too(self, openai_upstreams: Any) -> None:
+        """The AsyncClient asks for the bytes the same way, in one request."""
+        (alpha,) = openai_upstreams("alpha")
+
+        async def scenario() -> Any:
+            async with AsyncClient(images_policy(alpha)) as client:
+                return await client.images.generate(PROMPT, response_format="b64_json")
+
+        answer = asyncio.run(scenario())
+        assert drawn_by(base64.b64decode(answer.data[0].b64_json or "")) == color_of("alpha")
+        assert [((r.json or {}).get("response_format"), r.path) for r in alpha.received] == [
+            ("b64_json", "/v1/images/generations")
+        ]
+
+    def test_gpt_image_models_are_never_sent_response_format(self, openai_upstreams: Any) -> None:
+        """GPT image models reject response_format and always answer base64: b64_json is asked by sending nothing."""
+        (alpha,) = openai_upstreams("alpha")
+        answer = Client(images_policy(alpha, model="gpt-image-1")).images.generate(PROMPT, response_format="b64_json")
+        assert drawn_by(base64.b64decode(answer.data[0].b64_json or "")) == color_of("alpha")
+        (sent,) = alpha.received
+        assert "response_format" not in (sent.json or {})
+
+    def test_the_stand_in_rejects_response_format_for_gpt_image_as_openai_does(self, openai_upstreams: Any) -> None:
+        """The stand-in answers a GPT image model's response_format with OpenAI's 400 unknown_parameter."""
+        (alpha,) = openai_upstreams("alpha")
+        body = {"model": "gpt-image-1", "prompt": PROMPT, "response_format": "b64_json"}
+        response = requests.post(f"{alpha.base_url}/images/generations", json=body, timeout=5)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "unknown_parameter"
+
+    def test_url_asked_sends_no_response_format(self, openai_upstreams: Any) -> None:
+        """The default, url, leaves response_format out: the provider answers its default, a URL."""
+        (alpha,) = openai_upstreams("alpha")
+        Client(images_policy(alpha)).images.generate(PROMPT, response_format="url")
+        assert "response_format" not in (alpha.received[-1].json or {})
+
+    @pytest.mark.parametrize(
+        ("base_url", "model", "sent"),
+        [
+            ("https://api.openai.com/v1", "dall-e-3", "b64_json"),
+            ("https://api.openai.com/v1", "gpt-image-1.5", None),
+            ("https://openrouter.ai/api/v1", "openai/gpt-image-1", None),
+            ("https://api.together.ai/v1", "black-forest-labs/FLUX.2-pro", "base64"),
+            ("https://api.together.xyz/v1", "black-forest-labs/FLUX.1-schnell", "base64"),
+            ("https://api.deepinfra.com/v1/openai", "black-forest-labs/FLUX-1-schnell", "b64_json"),
+        ],
+    )
+    def test_each_api_is_asked_in_its_own_spelling(self, base_url: str, model: str, sent: str | None) -> None:
+        """The openai adapter spells the bytes request as each API documents it, or leaves it out."""
+        spec = compile_policy(
+            policy({"p": {"adapter": "openai", "auth": "none", "base_url": base_url, "models": {"images": [model]}}})
+        ).providers[0]
+        adapter = OpenAIAdapter(spec, None)
+        [http] = adapter.image_requests(model, ImageRequest(prompt=PROMPT, response_format="b64_json"))
+        assert (http.json or {}).get("response_format") == sent
 
 
 class TestFailover:

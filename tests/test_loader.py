@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
+import yaml
 
 from router import PolicyError, load_policy
 from router.loader import read_policy
@@ -37,8 +38,8 @@ class TestLoading:
         )
         assert loaded.routes.chat.tiers == ("exact", "fuzzy", "any")
         assert loaded.routes.chat.order == "priority"
-        assert loaded.retry.on == ("connect", "rate_limit", "server_error")
-        assert "content_filter" not in loaded.failover.on
+        assert loaded.retry.error_classes == ("connect", "rate_limit", "server_error")
+        assert "content_filter" not in loaded.failover.error_classes
         assert loaded.stream.resume == "splice"
         assert loaded.seed is None
 
@@ -48,10 +49,9 @@ class TestLoading:
         with pytest.raises(pydantic.ValidationError):
             loaded.seed = 3  # type: ignore[misc]
 
-    def test_yaml_keywords_on_and_off_stay_strings(self) -> None:
-        """`on:` and `resume: off` keep their meaning (YAML 1.1 would read them as booleans)."""
-        loaded = load_policy(GOOD + "retry:\n  on: [connect]\nstream:\n  resume: off\n")
-        assert loaded.retry.on == ("connect",)
+    def test_yaml_keyword_off_stays_a_string(self) -> None:
+        """`resume: off` keeps its meaning (YAML 1.1 would read it as a boolean)."""
+        loaded = load_policy(GOOD + "stream:\n  resume: off\n")
         assert loaded.stream.resume == "off"
 
     def test_discover_is_accepted_for_a_namespace(self) -> None:
@@ -158,3 +158,69 @@ class TestLocatedErrors:
             "message": "Input should be a valid integer, unable to parse string as an integer",
         }
         assert dataclasses.is_dataclass(caught.value.issues[0])
+
+
+OLD_SPELLING = (
+    GOOD + "retry:\n  attempts: 3\n  on: [connect]\nfailover:\n  on: [timeout, connect]\nhealth:\n  on: [timeout]\n"
+)
+"""GOOD with the three `on:` keys of the previous spelling; `retry.on` is at line 11, column 3."""
+
+
+class TestRenamedKeys:
+    def test_old_spelling_loads_as_error_classes(self) -> None:
+        """`on:` in retry, failover and health is read as `error_classes`, with one located deprecation each."""
+        with pytest.warns(DeprecationWarning, match="deprecated, use") as caught:
+            loaded = read_policy(OLD_SPELLING)
+        assert [str(w.message) for w in caught] == [str(d) for d in loaded.deprecations]
+        assert loaded.policy.retry.error_classes == ("connect",)
+        assert loaded.policy.failover.error_classes == ("timeout", "connect")
+        assert loaded.policy.health.error_classes == ("timeout",)
+        assert [str(d) for d in loaded.deprecations] == [
+            "<string>:11:3: retry.on: deprecated, use retry.error_classes",
+            "<string>:13:3: failover.on: deprecated, use failover.error_classes",
+            "<string>:15:3: health.on: deprecated, use health.error_classes",
+        ]
+
+    def test_old_and_new_spelling_together_is_an_error(self) -> None:
+        """A section giving both `on` and `error_classes` is a located problem at the old key."""
+        source = GOOD + "retry:\n  error_classes: [connect]\n  on: [rate_limit]\n"
+        assert issues_of(source) == ["<string>:11:3: retry.on: give only error_classes (on is its deprecated spelling)"]
+
+    def test_a_bad_value_under_the_old_key_is_named_as_written(self) -> None:
+        """An error inside `on:` points at the value and names the key the file uses."""
+        found = issues_of(GOOD + "failover:\n  on: [timeout, nope]\n")
+        assert len(found) == 1
+        assert found[0].startswith("<string>:10:17: failover.on[1]: Input should be 'timeout'")
+
+    def test_a_failed_load_keeps_its_deprecations(self) -> None:
+        """A PolicyError from a file with other problems still carries the deprecated spellings it used."""
+        with pytest.raises(PolicyError) as caught:
+            load_policy(OLD_SPELLING + "seed: many\n")
+        assert [d.loc for d in caught.value.deprecations] == ["retry.on", "failover.on", "health.on"]
+        assert [i.loc for i in caught.value.issues] == ["seed"]
+
+    def test_new_spelling_gives_no_deprecation(self) -> None:
+        """A policy written with `error_classes` loads without a deprecation."""
+        loaded = read_policy(GOOD + "retry:\n  error_classes: [connect]\n")
+        assert (loaded.policy.retry.error_classes, loaded.deprecations) == (("connect",), ())
+
+
+class TestYaml11Readers:
+    def test_safe_load_of_the_old_spelling_loads_as_a_mapping(self) -> None:
+        """The boolean key yaml.safe_load makes of `on:` is read as the old spelling of error_classes."""
+        data = yaml.safe_load(OLD_SPELLING)
+        assert True in data["retry"]
+        with pytest.warns(DeprecationWarning, match="deprecated, use") as caught:
+            loaded = load_policy(data)
+        assert str(caught[0].message) == "<mapping>: retry.on: deprecated, use retry.error_classes"
+        assert loaded.retry.error_classes == ("connect",)
+
+    def test_resume_false_means_off(self) -> None:
+        """`resume: off` read by yaml.safe_load (the boolean false) loads as `off`, as router's reader gives it."""
+        data = yaml.safe_load(GOOD + "stream:\n  resume: off\n")
+        assert data["stream"]["resume"] is False
+        assert load_policy(data).stream.resume == load_policy(GOOD + "stream:\n  resume: off\n").stream.resume == "off"
+
+    def test_resume_true_is_still_an_error(self) -> None:
+        """Only false stands for a word: `resume: true` (or `on`) is not a resume mode."""
+        assert any("stream.resume" in line for line in issues_of(GOOD + "stream:\n  resume: true\n"))

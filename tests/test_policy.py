@@ -18,8 +18,18 @@ class TestStructuralRules:
     @pytest.mark.parametrize(
         ("section", "message"),
         [
-            ("retry:\n  on: [content_filter]\n", "retry.on: content_filter cannot be listed here"),
-            ("retry:\n  on: [context_length]\n", "retry.on: context_length cannot be listed here"),
+            (
+                "retry:\n  error_classes: [content_filter]\n",
+                "retry.error_classes: content_filter cannot be listed here",
+            ),
+            (
+                "retry:\n  error_classes: [context_length]\n",
+                "retry.error_classes: context_length cannot be listed here",
+            ),
+            (
+                "failover:\n  error_classes: [content_filter]\n",
+                "failover.error_classes: content_filter cannot be listed here",
+            ),
             ("failover:\n  on: [content_filter]\n", "failover.on: content_filter cannot be listed here"),
             ("retry:\n  backoff_s: 5\n  max_backoff_s: 1\n", "retry: max_backoff_s must be at least backoff_s"),
             ("routes:\n  chat:\n    tiers: [exact, exact]\n", "routes.chat.tiers: 'exact' is listed twice"),

@@ -9,7 +9,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from router import checks, compile_policy
 from router._yaml import parse
@@ -98,11 +100,32 @@ class TestSchemaFile:
         assert committed == json_schema(), "schemas/routes.schema.json is out of date: run `make schema`"
 
     def test_shipped_policy_matches_the_schema(self) -> None:
-        """routes.yaml is valid against the committed JSON Schema, as an editor would check it."""
-        jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
-        # router's own YAML reader: plain yaml.safe_load would turn the `on:` keys into booleans.
+        """routes.yaml, read by router's own YAML reader, is valid against the committed JSON Schema."""
         data, _, issues = parse(ROUTES.read_text(encoding="utf-8"), "routes.yaml")
         assert issues == []
-        validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
-        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(data)]
-        assert errors == []
+        assert schema_errors(data) == []
+
+    def test_shipped_policy_read_by_a_yaml_1_1_reader_matches_the_schema(self) -> None:
+        """routes.yaml loaded with PyYAML's safe_load (YAML 1.1 booleans) is valid against the schema too."""
+        data = yaml.safe_load(ROUTES.read_text(encoding="utf-8"))
+        assert schema_errors(data) == []
+
+    def test_resume_off_read_as_false_matches_the_schema(self) -> None:
+        """The boolean false a YAML 1.1 reader makes of an unquoted `resume: off` is accepted by the schema."""
+        text = ROUTES.read_text(encoding="utf-8").replace('resume: "off"', "resume: off")
+        data = yaml.safe_load(text)
+        assert data["stream"]["resume"] is False
+        assert schema_errors(data) == []
+
+    def test_the_schema_rejects_what_it_should(self) -> None:
+        """The schema still catches a wrong resume mode and a boolean key, so the checks above can fail."""
+        data = yaml.safe_load(ROUTES.read_text(encoding="utf-8"))
+        data["stream"]["resume"] = True
+        data["retry"][True] = ["connect"]
+        assert len(schema_errors(data)) == 2
+
+
+def schema_errors(data: object) -> list[str]:
+    """What jsonschema reports for ``data`` against the committed schemas/routes.schema.json."""
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(data)]

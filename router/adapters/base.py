@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from router.adapters.sse import SSEEvent
 from router.errors import (
@@ -85,6 +85,9 @@ class ImageRequest:
     n: int = 1
     size: str | None = "1024x1024"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    response_format: Literal["url", "b64_json"] = "url"
+    """How the caller wants the images. With ``b64_json`` an adapter whose API can return the bytes asks for
+    them, so that nothing has to be fetched from a URL; router converts whatever comes back either way."""
 
 
 @dataclass(frozen=True, slots=True)

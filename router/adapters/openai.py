@@ -8,10 +8,14 @@ Wire format, as documented:
 - errors: ``{"error": {"message", "type", "param", "code"}}``; https://platform.openai.com/docs/guides/error-codes
 - models: ``GET /models`` -> ``{"object": "list", "data": [{"id", ...}]}``;
   https://platform.openai.com/docs/api-reference/models/list
-- images: ``POST /images/generations`` ``{model, prompt, n, size}`` -> ``{"created", "data": [{"url" |
-  "b64_json", "revised_prompt"}]}``; GPT image models always answer ``b64_json`` (and name ``output_format``),
-  so no ``response_format`` is sent unless the caller passes one: router converts what comes back.
-  https://platform.openai.com/docs/api-reference/images/create
+- images: ``POST /images/generations`` ``{model, prompt, n, size, response_format}`` -> ``{"created", "data":
+  [{"url" | "b64_json", "revised_prompt"}]}``; https://platform.openai.com/docs/api-reference/images/create.
+  ``response_format`` (``url``, the default, or ``b64_json``) is sent only when the caller asked for
+  ``b64_json``, so the bytes come back and nothing is fetched from a URL. GPT image models (``gpt-image-1``,
+  ``gpt-image-1-mini``, ``gpt-image-1.5``, ...) always answer ``b64_json`` (and name ``output_format``) and
+  reject the parameter (400 ``unknown_parameter``), so it is never sent to them. Together's OpenAI-compatible
+  endpoint spells the value ``base64`` (https://docs.together.ai/reference/post-images-generations) and gets
+  that. A provider that answers a URL anyway is fetched, as before.
 - speech: ``POST /audio/speech`` ``{model, input, voice, response_format, instructions, speed}`` -> the audio
   bytes, streamed as they are produced; https://platform.openai.com/docs/api-reference/audio/createSpeech
 
@@ -23,8 +27,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -44,6 +50,11 @@ from router.transport import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk
 
 __all__ = ["OpenAIAdapter", "OpenAIStream", "chat_body"]
+
+_GPT_IMAGE = re.compile(r"(?:^|/)(?:chat)?gpt-image")
+"""OpenAI's GPT image models, also behind an aggregator's ``openai/`` prefix: base64 always, no response_format."""
+_TOGETHER_HOSTS = ("together.ai", "together.xyz")
+"""Together's API hosts, whose images endpoint takes ``response_format: base64`` instead of ``b64_json``."""
 
 
 def chat_body(model: str, request: ChatRequest) -> dict[str, Any]:
@@ -86,6 +97,8 @@ class OpenAIAdapter(Adapter):
         body: dict[str, Any] = {"model": model, "prompt": request.prompt, "n": request.n}
         if request.size:
             body["size"] = request.size
+        if request.response_format == "b64_json" and (value := self._bytes_format(model)):
+            body["response_format"] = value
         body.update(request.extra)
         return [HttpRequest("POST", f"{self.base_url}/images/generations", self.headers, body)]
 
@@ -97,6 +110,14 @@ class OpenAIAdapter(Adapter):
         media_type = f"image/{data.get('output_format') or 'png'}".replace("jpg", "jpeg")
         images = [_image(item, media_type) for item in items if isinstance(item, dict)]
         return [image for image in images if image.url or image.data]
+
+    def _bytes_format(self, model: str) -> str | None:
+        """The ``response_format`` value that asks this API for image bytes; None where it must not be sent."""
+        if _GPT_IMAGE.search(model.casefold()):
+            return None  # always base64, and the parameter is rejected
+        host = urlsplit(self.base_url).hostname or ""
+        together = any(host == name or host.endswith(f".{name}") for name in _TOGETHER_HOSTS)
+        return "base64" if together else "b64_json"
 
     speech_formats = frozenset(audio.FORMATS)
 

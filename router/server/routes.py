@@ -339,7 +339,7 @@ async def health_report(client: AsyncClient) -> dict[str, Any]:
             "failure_threshold": rules.failure_threshold,
             "cooldown_s": rules.cooldown_s,
             "probes": rules.probes,
-            "on": sorted(rules.on),
+            "error_classes": sorted(rules.error_classes),
         },
         "providers": worst,
         "keys": listed,

@@ -23,13 +23,15 @@ and the usage, before ``data: [DONE]``.
 The role chunk is sent as the API sends it, ``{"role": "assistant", "content": "", "refusal": null}``: it carries
 no content, but its content key is present.
 
-Images: models named ``gpt-image*`` always answer ``b64_json`` (and name ``output_format: "png"``); other models
-answer ``url`` unless the body asks ``response_format: "b64_json"``, and every model but dall-e-2 echoes the prompt
-as ``revised_prompt``. The image is a real PNG of the requested size in the upstream's colour (media.png). The URL
-points at this stand-in, not at a blob store, and is served with ``Content-Type: image/png``. Speech is a real
-0.5 s tone in the requested format (AAC: a stub behind an ADTS header), sent chunked whatever the request, as
-the API streams it; ``stream_format: "sse"`` is not rendered (audio comes back either way). Not modelled: the
-API's per-model limits (dall-e-3 allows n=1 only; gpt-image rejects ``response_format``), jpeg/webp output.
+Images: models named ``gpt-image*`` always answer ``b64_json`` (and name ``output_format: "png"``) and reject a
+``response_format`` with 400 ``unknown_parameter``, as the API does; other models answer ``url`` unless the body
+asks ``response_format: "b64_json"`` (or the stand-in's ``url_only`` is set, for an OpenAI-compatible host that
+cannot return bytes), and every model but dall-e-2 echoes the prompt as ``revised_prompt``. The image is a real
+PNG of the requested size in the upstream's colour (media.png). The URL points at this stand-in, not at a blob
+store, and is served with ``Content-Type: image/png``. Speech is a real 0.5 s tone in the requested format (AAC:
+a stub behind an ADTS header), sent chunked whatever the request, as the API streams it; ``stream_format:
+"sse"`` is not rendered (audio comes back either way). Not modelled: the API's per-model limits (dall-e-3
+allows n=1 only), jpeg/webp output.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class OpenAIUpstream(MediaUpstream):
     def __init__(self, name: str = "upstream", *, models: list[str] | None = None) -> None:
         super().__init__(name, models=models)
         self._files: dict[str, bytes] = {}
+        self.url_only = False
+        """True: images are answered as URLs whatever ``response_format`` asks (a host that cannot return bytes)."""
 
     def route(self, request: Received) -> Call | Literal["models"] | Plain | None:
         body = request.json if isinstance(request.json, dict) else {}
@@ -82,6 +86,9 @@ class OpenAIUpstream(MediaUpstream):
         if request.path == "/v1/images/generations":
             if not isinstance(body.get("prompt"), str):
                 return self._missing("prompt")
+            if str(body.get("model")).startswith("gpt-image") and "response_format" in body:
+                message = "Unknown parameter: 'response_format'."
+                return self._error(400, message, "invalid_request_error", "response_format", "unknown_parameter")
             return Call(str(body.get("model") or "dall-e-2"), False, request, "images")
         if request.path == "/v1/audio/speech":
             return self._speech_call(request, body)
@@ -168,7 +175,7 @@ class OpenAIUpstream(MediaUpstream):
     def image_reply(self, call: Call, reply: Reply) -> Plain:
         body = call.request.json or {}
         gpt_image = call.model.startswith("gpt-image")
-        encoded = gpt_image or body.get("response_format") == "b64_json"
+        encoded = gpt_image or (body.get("response_format") == "b64_json" and not self.url_only)
         width, height = parse_size(body.get("size"))
         image = png(self.name, width, height)
         n = body["n"] if isinstance(body.get("n"), int) else 1
