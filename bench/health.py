@@ -4,7 +4,7 @@
 
 - lookup per request: what the executor does with health before it sends anything -- read the snapshot,
   look up each candidate of a 3-candidate queue -- with nothing cooling down (the common case) and with
-  one provider cooling down; in process (MemoryStore) and on a local redis-server (RedisStore: one
+  one provider cooling down; in process (MemoryStore) and on a local server (tests/redis_server.py: RedisStore, one
   pipelined TIME + HGETALL round trip);
 - a failure written: the Lua script (Redis) or the locked update (memory) one failed attempt costs;
 - a whole request: ``client.chat.completions.create`` against an instant loopback upstream with health

@@ -186,14 +186,12 @@ class _Fallback:
             )
             events.health_store_unavailable(store=self.url, error=f"{type(exc).__name__}: {exc}")
 
-    def came_back(self) -> list[list[Any]]:
-        """Redis answered again: the merge script's arguments for what was learnt meanwhile ([] if nothing)."""
-        if not self.degraded:
-            return []
-        self.degraded = False
-        events.health_store_restored(store=self.url)
+    def learnt(self) -> list[list[Any]]:
+        """Redis answered again: the merge script's arguments for what was learnt meanwhile ([] if nothing).
+
+        Memory is left as it is until :meth:`came_back`: a merge that fails (Redis gone again) loses nothing.
+        """
         snapshot = self.memory.snapshot()
-        self.memory.seed({})
         return [
             [
                 key,
@@ -203,6 +201,12 @@ class _Fallback:
             ]
             for key, state in snapshot.states.items()
         ]
+
+    def came_back(self) -> None:
+        """What was learnt is on Redis: leave memory, and say so once."""
+        self.degraded = False
+        events.health_store_restored(store=self.url)
+        self.memory.seed({})
 
     def read(self, snapshot: Snapshot) -> Snapshot:
         self.last, self.last_read = snapshot, time.monotonic()
@@ -227,14 +231,17 @@ class RedisStore:
 
     def _answered(self) -> None:
         """Redis answered: when it had been away, write back what this process learnt meanwhile."""
-        for args in self._fallback.came_back():
-            self._merge(keys=[HASH], args=args)
+        if self._fallback.degraded:
+            for args in self._fallback.learnt():
+                self._merge(keys=[HASH], args=args)
+            self._fallback.came_back()
 
     def snapshot(self) -> Snapshot:
         if self._fallback.use_memory():
             return self._fallback.memory.snapshot()
         try:
-            if self._fallback.degraded:  # back: write what was learnt meanwhile first, then read it all
+            if self._fallback.degraded:  # back? Only once it answers: write what was learnt, then read it all
+                self._redis.ping()
                 self._answered()
             pipe = self._redis.pipeline(transaction=False)
             pipe.time()
@@ -296,14 +303,17 @@ class AsyncRedisStore:
         self._merge = self._redis.register_script(_MERGE)
 
     async def _answered(self) -> None:
-        for args in self._fallback.came_back():
-            await self._merge(keys=[HASH], args=args)
+        if self._fallback.degraded:
+            for args in self._fallback.learnt():
+                await self._merge(keys=[HASH], args=args)
+            self._fallback.came_back()
 
     async def snapshot(self) -> Snapshot:
         if self._fallback.use_memory():
             return self._fallback.memory.snapshot()
         try:
-            if self._fallback.degraded:  # back: write what was learnt meanwhile first, then read it all
+            if self._fallback.degraded:  # back? Only once it answers: write what was learnt, then read it all
+                await self._redis.ping()
                 await self._answered()
             pipe = self._redis.pipeline(transaction=False)
             pipe.time()

@@ -126,7 +126,7 @@ USER = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture
 def redis_server() -> Any:
-    """A real redis-server on a free port, killed after the test."""
+    """A real Redis server (tests/redis_server.py says which binary) on a free port, killed after the test."""
     server = RedisServer().start()
     yield server
     server.close()

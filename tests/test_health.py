@@ -417,6 +417,43 @@ class TestSharedOnRedis:
             assert [e["event"] for e in back if e["event"].startswith("health_store")] == ["health_store_restored"]
             assert client.health.describe()["degraded"] is False
 
+    @pytest.mark.parametrize("kind", ["sync", "async"])
+    def test_an_outage_longer_than_the_retry_interval_keeps_what_memory_learnt(
+        self, openai_upstreams: Any, redis_server: Any, kind: str
+    ) -> None:
+        """Redis still away when the store looks again (once a second): no "restored" for a Redis that never
+        answered, no second warning, and the cooldown learnt in memory meanwhile still holds."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        policy = health_policy(alpha, beta, store=redis_server.url, cooldown_s=30)
+        redis_server.stop()
+        alpha.always(Status(503))
+
+        async def asks(client: AsyncClient) -> list[str]:
+            out = []
+            for pause in (0, 0, 1.1, 0):
+                await asyncio.sleep(pause)
+                await client.chat.completions.create(model="m", messages=USER)
+                out.append(str(client.chat.completions.last_provider))
+            return out
+
+        async def run_async() -> list[str]:
+            async with AsyncClient(policy) as client:
+                return await asks(client)
+
+        def run() -> list[str]:
+            with Client(policy) as client:
+                out = []
+                for pause in (0, 0, 1.1, 0):
+                    time.sleep(pause)
+                    out.append(answered_by(client))
+                return out
+
+        with capture_logs() as logs:
+            answers = run() if kind == "sync" else asyncio.run(run_async())
+        assert answers == ["beta"] * 4
+        assert len(alpha.calls) == 2  # cooled down in memory by the first two requests, and still after 1.1 s
+        assert [e["event"] for e in logs if e["event"].startswith("health_store")] == ["health_store_unavailable"]
+
     def test_credentials_never_reach_events(self, openai_upstreams: Any, redis_server: Any) -> None:
         """A password in the store URL is left out of the outage warning."""
         (alpha,) = openai_upstreams("alpha")

@@ -1,10 +1,11 @@
 """Soak: thousands of requests through ``router serve`` while its providers misbehave, and nothing leaks.
 
-One subprocess gateway; one stand-in per fault of issue 7's list (fast variants: 0.3 s timeouts, 1 s silences),
-each pinned ahead of a healthy fallback; 16 threads of the official ``openai`` SDK send requests whose fault and
-mode (SSE or JSON) are drawn from a seeded random stream. Every request must end in the exact expected answer or
-a clean OpenAI-shaped error within a bound; afterwards the gateway's open descriptors and RSS are back near
-their level after a warm-up, and /metrics shows nothing in flight and counts exactly what the clients saw.
+One subprocess gateway; one stand-in per fault of issue 7's list (fast variants: 1 s silences, found by 0.3 s
+timeouts on the stand-ins that play them), each pinned ahead of a healthy fallback; 16 threads of the official
+``openai`` SDK send requests whose fault and mode (SSE or JSON) are drawn from a seeded random stream. Every request
+must end in the exact expected answer or a clean OpenAI-shaped error within a bound; afterwards the gateway's open
+descriptors and RSS are back near their level after a warm-up, and /metrics shows nothing in flight and counts
+exactly what the clients saw.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ PER_ROUND = 1100
 THREADS = 16
 BOUND_S = 6.0
 """No request may take longer: the slowest fault costs a 0.3 s timeout and a couple of quick retries."""
+QUICK = {"timeout_s": 0.3, "first_chunk_timeout_s": 0.3, "stall_timeout_s": 0.3}
+"""The limits of a stand-in that falls silent (``Hang``, ``SlowFirst``, ``Stall``): its silence is found at once."""
+PATIENT = {"timeout_s": 5.0, "first_chunk_timeout_s": 5.0, "stall_timeout_s": 5.0}
+"""The limits of every stand-in that answers. Not 0.3 s: on a loaded machine the stand-ins (threads of the test
+process, beside 16 SDK threads) sometimes take longer than that to send a first chunk, and the gateway rightly calls
+it a timeout -- the healthy fallback of a ``silent`` request then failed too, a 502 that the fault never caused."""
+SILENT = (Hang, SlowFirst, Stall)
 PREFILL = [*USER, {"role": "assistant", "content": "Sure, here is"}]
 
 
@@ -87,10 +95,17 @@ FAULTS = {
 
 
 def soak_policy(ups: dict[str, Any]) -> dict[str, Any]:
-    """One provider per stand-in; each fault's model pinned to its stand-ins, then ``healthy``, then nothing."""
-    fast = {"timeout_s": 0.3, "first_chunk_timeout_s": 0.3, "stall_timeout_s": 0.3}
+    """One provider per stand-in, with QUICK limits when it falls silent and PATIENT ones otherwise; each fault's
+    model pinned to its stand-ins, then ``healthy``, then nothing."""
+    silent = {
+        name
+        for fault, spec in FAULTS.items()
+        for name, step in zip(chain(fault), spec.steps, strict=True)
+        if isinstance(step, SILENT)
+    }
     providers = {
-        name: {"adapter": "openai", "auth": "none", "base_url": up.base_url, "models": {"chat": ["m"]}} | fast
+        name: {"adapter": "openai", "auth": "none", "base_url": up.base_url, "models": {"chat": ["m"]}}
+        | (QUICK if name in silent else PATIENT)
         for name, up in ups.items()
     }
     pins = [{"model": fault, "route": [*chain(fault), "healthy"], "then": []} for fault in FAULTS]
