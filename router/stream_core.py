@@ -38,12 +38,10 @@ from router.errors import (
     StreamInterruptedError,
 )
 from router.splice import Hold, Sent, SpliceDiverged, SpliceFailed
+from router.transport_core import connect_timeout_s
 from router.types import ChatCompletionChunk
 
-__all__ = ["CONNECT_CAP_S", "Limits", "OpenTimeouts", "Segment", "interrupted"]
-
-CONNECT_CAP_S = 10.0
-"""Connecting never waits longer than this, however long the first chunk may take."""
+__all__ = ["Limits", "OpenTimeouts", "Segment", "interrupted"]
 
 
 class Limits(TypedDict):
@@ -110,7 +108,7 @@ class Segment:
     def open_timeouts(self) -> OpenTimeouts:
         """Connecting waits at most the first-chunk limit (capped); the headers, the first-chunk limit."""
         first = self._first_chunk_timeout_s
-        return {"connect_timeout": min(first, CONNECT_CAP_S), "read_timeout": first}
+        return {"connect_timeout": connect_timeout_s(first), "read_timeout": first}
 
     def opened(self, status: int, headers: Mapping[str, str]) -> None:
         """The response's head: an error status makes the body the error to raise at its end."""
