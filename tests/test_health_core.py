@@ -9,18 +9,10 @@ from structlog.testing import capture_logs
 from router.health import HEALTHY, Change, HealthRules, KeyState, Snapshot
 from router.health_core import TTL_MS, Claim, Command, Failed, Read, SharedHealth, Succeeded
 
+from .conftest import Clock
+
 RULES = HealthRules(failure_threshold=2, cooldown_s=5, probes=1)
 URL = "redis://:secret@127.0.0.1:6379/0"
-
-
-class Clock:
-    """Monotonic seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def core(clock: Clock | None = None) -> SharedHealth:

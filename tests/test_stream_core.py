@@ -21,22 +21,12 @@ from router.errors import (
 from router.splice import Sent, SpliceDiverged, SpliceFailed
 from router.stream_core import Segment
 
-from .conftest import policy, provider
+from .conftest import Clock, policy, provider
 
 ADAPTER = OpenAIAdapter(
     compile_policy(policy({"alpha": provider("m", base_url="http://x/v1")})).provider("alpha"), None
 )
 DONE = b"data: [DONE]\n\n"
-
-
-class Clock:
-    """Monotonic seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def sse(delta: dict[str, Any] | None = None, finish: str | None = None, ident: str = "c1") -> bytes:
