@@ -1,10 +1,11 @@
 """Streams with a commit point (DESIGN section 5): nothing of a failed provider ever reaches the caller.
 
 :func:`open_committed` reads a provider's stream until the first chunk that carries content or a tool call
--- the commit. Until then every failure (an error status, a silent or cut connection, an in-band error, a
-stream that ends empty) is an ordinary ProviderError, so the executor retries or fails over and the chunks
-read so far are dropped. After the commit, :class:`Stream` hands the buffered chunks and then the live ones
-to the caller; a failure from then on raises :class:`~router.errors.StreamInterruptedError` and the
+-- the commit. White space alone is no content: it is held, and reaches the caller with the commit. Until
+then every failure (an error status, a silent or cut connection, an in-band error, a stream that ends empty
+or with white space only) is an ordinary ProviderError, so the executor retries or fails over and the
+chunks read so far are dropped. After the commit, :class:`Stream` hands the buffered chunks and then the
+live ones to the caller; a failure from then on raises :class:`~router.errors.StreamInterruptedError` and the
 ``stream_interrupted`` event, and a stream that stops without its terminator or a finish reason is
 such a failure too: a stream never ends silently truncated.
 

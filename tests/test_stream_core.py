@@ -132,6 +132,31 @@ class TestCommit:
         with pytest.raises(error):  # at once after [DONE], else when the body ends
             take(seg, sse() + tail, None)
 
+    def test_white_space_is_held_until_content_commits(self) -> None:
+        """Chunks of white space do not commit; they reach the caller with the commit, in order."""
+        seg = segment(Clock())
+        seg.opened(200, {})
+        assert take(seg, sse(), text(" "), text("\n\t")) == [False, False, False]
+        assert seg.committing(text("Hi")) is True
+        assert contents(seg.buffered()) == " \n\tHi"
+
+    def test_a_stream_of_white_space_only_is_empty(self) -> None:
+        """Ended properly with nothing but white space: ``empty``, so it fails over."""
+        seg = segment(Clock())
+        seg.opened(200, {})
+        with pytest.raises(EmptyResponseError):
+            take(seg, text(" ", "\n"), sse({}, "stop") + DONE)
+
+    def test_white_space_does_not_stop_the_first_chunk_clock(self) -> None:
+        """White space that keeps coming is no first content: past the limit it is a timeout."""
+        clock = Clock()
+        seg = segment(clock, first=5)
+        seg.opened(200, {})
+        assert seg.committing(text(" ")) is False
+        clock.now += 6
+        with pytest.raises(ProviderTimeoutError):
+            seg.committing(text(" "))
+
     def test_content_in_the_unterminated_tail_commits_at_the_end(self) -> None:
         """An event left without its blank line when the body ends still counts."""
         seg = segment(Clock())
