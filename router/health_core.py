@@ -3,9 +3,9 @@
 :class:`SharedHealth` is the one core that :class:`~router.health_redis.RedisStore` (redis-py) and
 :class:`~router.health_redis.AsyncRedisStore` (redis.asyncio) both drive, in the sans-I/O way of h11 and
 httpcore: for one operation (:class:`Read`, :class:`Failed`, :class:`Succeeded`, :class:`Claim`) it returns
-the :class:`Command` list to send -- the Lua scripts below with their arguments -- or none, meaning "Redis is
-away: answer from memory"; the shell sends them and hands back the replies, or the error that says Redis is
-unreachable. The shells are these six lines, once with ``await``::
+the :class:`Command` list to send -- the Lua scripts below with their arguments, or the pipelined read -- or
+none, meaning "Redis is away: answer from memory"; the shell sends them and hands back the replies, or the
+error that says Redis is unreachable. The shells are these six lines, once with ``await``::
 
     try:
         replies = [send(command) for command in core.plan(op)]
@@ -13,10 +13,11 @@ unreachable. The shells are these six lines, once with ``await``::
         return core.unreachable(op, exc)
     return core.answered(op, replies)
 
-Every command is one Lua script on one hash (field = health key, value = ``failures|cooled_until_ms|
-probe_until_ms|probes``), so each is one round trip, runs on Redis' own clock and is atomic: replicas never
-race each other. The writes apply the rules of :func:`router.health.failure` / :func:`~router.health.claim`;
-the tests run both. The hash expires an hour after its last write.
+Every command is one round trip on one hash (field = health key, value = ``failures|cooled_until_ms|
+probe_until_ms|probes``): the read is ``TIME`` and ``HGETALL``, pipelined; each write is one Lua script that
+runs on Redis' own clock and is atomic, so replicas never race each other. The writes apply the rules of
+:func:`router.health.failure` / :func:`~router.health.claim`; the tests run both. The hash expires an hour
+after its last write.
 
 Degrading (:meth:`SharedHealth.unreachable`): the first failure logs ``health_store_unavailable`` and seeds an
 in-process :class:`~router.health.MemoryStore` with the last state Redis gave; for a second after each
@@ -37,6 +38,7 @@ from router.health import HEALTHY, Change, HealthRules, KeyState, MemoryStore, S
 
 __all__ = [
     "HASH",
+    "READ",
     "RETRY_DOWN_S",
     "SCRIPTS",
     "Claim",
@@ -70,8 +72,6 @@ end
 """
 
 SCRIPTS = {
-    # no ARGV -> {TIME, HGETALL}: everything a request needs, with Redis' clock, in one round trip
-    "read": "return {redis.call('TIME'), redis.call('HGETALL', KEYS[1])}",
     # ARGV: key, threshold, cooldown_ms, retry_after_ms (-1 = none), ttl_ms -> {reason, failures, cooldown_ms}
     "failed": _PROLOGUE
     + """
@@ -127,10 +127,16 @@ T_co = TypeVar("T_co", covariant=True)
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """Send this: run script ``script`` (a name in :data:`SCRIPTS`) on :data:`HASH` with ``args``."""
+    """Send this: run script ``script`` (a name in :data:`SCRIPTS`) on :data:`HASH` with ``args``; or, with no
+    script, the redis-py calls in ``args`` (method name, arguments...) in one pipelined round trip (the reply:
+    theirs, as a list)."""
 
-    script: str
+    script: str | None
     args: tuple[Any, ...] = ()
+
+
+READ = Command(None, (("time",), ("hgetall", HASH)))
+"""Everything a request needs, with Redis' clock: plain commands, pipelined (cheaper than a script)."""
 
 
 class Op(Protocol[T_co]):
@@ -146,14 +152,14 @@ class Read:
     """Every key with state, on Redis' clock (a request's :class:`~router.health.Snapshot`)."""
 
     def command(self) -> Command:
-        return Command("read")
+        return READ
 
     def answer(self, reply: Any) -> Snapshot:
-        clock, flat = reply
-        if not flat:
+        clock, fields = reply
+        if not fields:
             return HEALTHY
         states = {}
-        for key, value in zip(flat[::2], flat[1::2], strict=True):
+        for key, value in fields.items():
             f, u, p, n = (int(x) for x in _text(value).split("|"))
             states[_text(key)] = KeyState(f, u / 1000, p / 1000, n)
         return Snapshot(int(clock[0]) + int(clock[1]) / 1e6, states)

@@ -40,6 +40,16 @@ def _connection_options() -> dict[str, Any]:
     }
 
 
+P = TypeVar("P", redis.client.Pipeline, redis.asyncio.client.Pipeline)
+
+
+def _queued(pipe: P, command: Command) -> P:
+    """``command``'s plain Redis calls queued on ``pipe`` (nothing is sent yet)."""
+    for method, *args in command.args:
+        getattr(pipe, method)(*args)
+    return pipe
+
+
 class RedisStore:
     """Health on Redis for synchronous clients; degrades to memory while Redis is unreachable."""
 
@@ -58,6 +68,8 @@ class RedisStore:
         return self._core.answered(op, replies)
 
     def _send(self, command: Command) -> Any:
+        if command.script is None:
+            return _queued(self._redis.pipeline(transaction=False), command).execute()
         return self._scripts[command.script](keys=[HASH], args=command.args)
 
     def snapshot(self) -> Snapshot:
@@ -97,6 +109,8 @@ class AsyncRedisStore:
         return self._core.answered(op, replies)
 
     async def _send(self, command: Command) -> Any:
+        if command.script is None:
+            return await _queued(self._redis.pipeline(transaction=False), command).execute()
         return await self._scripts[command.script](keys=[HASH], args=command.args)
 
     async def snapshot(self) -> Snapshot:

@@ -7,7 +7,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from router.health import HEALTHY, Change, HealthRules, KeyState, Snapshot
-from router.health_core import TTL_MS, Claim, Command, Failed, Read, SharedHealth, Succeeded
+from router.health_core import READ, TTL_MS, Claim, Command, Failed, Read, SharedHealth, Succeeded
 
 from .conftest import Clock
 
@@ -27,7 +27,7 @@ def down(health: SharedHealth, op: Any = None) -> Any:
 class TestCommands:
     def test_each_operation_sends_its_script_with_the_rules_in_milliseconds(self) -> None:
         """Failed, Succeeded and Claim carry the key, the rules in ms and the hash's time to live."""
-        assert Read().command() == Command("read")
+        assert Read().command() == Command(None, (("time",), ("hgetall", "router:health")))
         assert Failed("a/m", RULES, None).command() == Command("failed", ("a/m", 2, 5000, -1, TTL_MS))
         assert Failed("a/m", RULES, 1.25).command().args[3] == 1250
         assert Succeeded("a/m").command() == Command("succeeded", ("a/m", TTL_MS))
@@ -45,10 +45,10 @@ class TestCommands:
         assert Claim("a/m", RULES).answer(0) is False
 
     def test_the_read_reply_is_a_snapshot_on_redis_clock(self) -> None:
-        """TIME and the flat HGETALL become one Snapshot; an empty hash is HEALTHY."""
-        reply = [[b"1700000000", b"250000"], [b"a/m", b"3|1700000005000|0|0"]]
+        """TIME and HGETALL become one Snapshot; an empty hash is HEALTHY."""
+        reply = [(1_700_000_000, 250_000), {b"a/m": b"3|1700000005000|0|0"}]
         assert Read().answer(reply) == Snapshot(1_700_000_000.25, {"a/m": KeyState(3, 1_700_000_005.0, 0.0, 0)})
-        assert Read().answer([[b"1", b"0"], []]) is HEALTHY
+        assert Read().answer([(1, 0), {}]) is HEALTHY
 
 
 class TestPlan:
@@ -61,7 +61,7 @@ class TestPlan:
         """A read's snapshot is kept with the local time it was read, for a later outage."""
         clock = Clock(100.0)
         health = core(clock)
-        snapshot = health.answered(Read(), [[[b"50", b"0"], [b"a/m", b"2|60000|0|0"]]])
+        snapshot = health.answered(Read(), [[(50, 0), {b"a/m": b"2|60000|0|0"}]])
         assert snapshot.status("a/m") == "cooled"
         assert (health.last, health.last_read) == (snapshot, 100.0)
 
@@ -77,7 +77,7 @@ class TestOutage:
         """Redis away: one warning without credentials, and the memory carries on from Redis' last snapshot."""
         clock = Clock(100.0)
         health = core(clock)
-        health.answered(Read(), [[[b"50", b"0"], [b"a/m", b"2|60000|0|0"]]])  # cooling down 10 s more
+        health.answered(Read(), [[(50, 0), {b"a/m": b"2|60000|0|0"}]])  # cooling down 10 s more
         with capture_logs() as logs:
             snapshot = down(health)
             down(health, Failed("b/m", RULES, None))
@@ -94,7 +94,7 @@ class TestOutage:
         clock.now += 0.99
         assert health.plan(Read()) == ()
         clock.now += 0.02
-        assert health.plan(Read()) == (Command("read"),)
+        assert health.plan(Read()) == (READ,)
 
     def test_what_was_learnt_is_merged_before_the_operation(self) -> None:
         """Back from an outage: a merge per key learnt in memory goes first, with the cooldown left in ms."""
@@ -119,11 +119,11 @@ class TestOutage:
         clock.now = 102.0
         plan = health.plan(Read())
         with capture_logs() as logs:
-            health.answered(Read(), [1] * (len(plan) - 1) + [[[b"7", b"0"], []]])
+            health.answered(Read(), [1] * (len(plan) - 1) + [[(7, 0), {}]])
         assert [e["event"] for e in logs] == ["health_store_restored"]
         assert health.degraded is False
         assert health.memory.snapshot() is HEALTHY
-        assert health.plan(Read()) == (Command("read"),)
+        assert health.plan(Read()) == (READ,)
 
     def test_a_merge_that_fails_keeps_what_was_learnt(self) -> None:
         """Redis still away during the merge: no second warning, and the memory still holds the failure."""
