@@ -75,7 +75,7 @@ def open_committed(
     commits only once it has repeated what was sent (SpliceDiverged when it does not).
     """
     segment = Segment(adapter, **limits)
-    return Stream(segment, transport.open_stream(request, **segment.open_timeouts(), proxies=proxies)).commit()
+    return Stream(segment, transport.open_stream(request, **segment.open_timeouts(), proxies=proxies))._commit()
 
 
 async def open_committed_async(
@@ -90,7 +90,7 @@ async def open_committed_async(
     segment = Segment(adapter, **limits)
     return await AsyncStream(
         segment, await transport.open_stream(request, **segment.open_timeouts(), proxies=proxies)
-    ).commit()
+    )._commit()
 
 
 class Stream:
@@ -108,7 +108,7 @@ class Stream:
         self.resumer: Resumer | None = None
         """Set by the chat namespace under ``stream.resume: splice``."""
 
-    def commit(self) -> Stream:
+    def _commit(self) -> Stream:
         """Read up to the commit and bound the next read; ProviderError (connection closed) if it fails before."""
         try:
             self._segment.opened(self._response.status, self._response.headers)
@@ -176,7 +176,7 @@ class AsyncStream:
         self.resumer: AsyncResumer | None = None
         """Set by the chat namespace under ``stream.resume: splice``."""
 
-    async def commit(self) -> AsyncStream:
+    async def _commit(self) -> AsyncStream:
         """:meth:`Stream.commit`, awaited."""
         try:
             self._segment.opened(self._response.status, self._response.headers)
