@@ -177,7 +177,7 @@ class AsyncStream:
         """Set by the chat namespace under ``stream.resume: splice``."""
 
     async def _commit(self) -> AsyncStream:
-        """:meth:`Stream.commit`, awaited."""
+        """:meth:`Stream._commit`, awaited."""
         try:
             self._segment.opened(self._response.status, self._response.headers)
             while not self._segment.committing(await anext(self._reads, None)):
