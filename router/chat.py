@@ -114,8 +114,8 @@ def _completion(adapter: Adapter, candidate: Candidate, response: HttpResponse) 
     if response.status >= 400:
         raise adapter.parse_error(response.status, response.body, response.headers)
     completion = adapter.parse_chat(adapter.decode(response.body), candidate.model)
-    if not any(choice.message.content or choice.message.tool_calls for choice in completion.choices):
-        raise EmptyResponseError("the answer has no content and no tool call")
+    if not any((choice.message.content or "").strip() or choice.message.tool_calls for choice in completion.choices):
+        raise EmptyResponseError("the answer has no content (white space at most) and no tool call")
     completion.provider = candidate.provider
     return completion
 

@@ -254,7 +254,7 @@ def failure(
 ) -> tuple[KeyState, str | None]:
     """One counted failure applied to ``state`` at ``now``: the new state and why it cooled down (or None).
 
-    The Redis stores run the same rules in Lua (:mod:`router.health_redis`); the tests run both.
+    The Redis stores run the same rules in Lua (:mod:`router.health_core`); the tests run both.
     """
     failures = state.failures + 1
     until, probe_until, probes = state.cooled_until, state.probe_until, state.probes

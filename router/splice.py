@@ -73,7 +73,8 @@ class Hold:
         self.seen: dict[Channel, str] = {}
         self._pending = {channel for channel, text in sent.text.items() if text}
         self.started = False
-        """Whether any content of the new stream has arrived (the first-chunk timeout stops counting)."""
+        """Whether content of the new stream has arrived, as commits a stream (the first-chunk timeout stops
+        counting); white space alone has not started it."""
 
     @property
     def covered(self) -> bool:
@@ -94,7 +95,7 @@ class Hold:
 
     def _choice(self, choice: ChunkChoice) -> ChunkChoice | None:
         index, delta = choice.index, choice.delta
-        self.started = self.started or bool(delta.content or delta.refusal or delta.tool_calls)
+        self.started = self.started or delta.has_content
         content = self._take((index, "content", 0), delta.content)
         refusal = self._take((index, "refusal", 0), delta.refusal)
         calls = [kept for call in delta.tool_calls or () if (kept := self._call(index, call)) is not None]

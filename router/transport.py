@@ -3,7 +3,9 @@
 One :class:`RequestsTransport` per provider per Client holds one ``requests.Session``, so its connection
 pool is reused across calls and threads. There is no urllib3 ``Retry`` below it (``max_retries=0``): retries
 are the executor's, and every one of them is logged. requests' exceptions are translated here, once, into
-router's :class:`~router.errors.ProviderError` classes, with the original kept as ``__cause__``.
+router's :class:`~router.errors.ProviderError` classes, with the original kept as ``__cause__``: this module
+says which :data:`~router.transport_core.Failure` an exception is; what each one means, the time limits and
+the body's framing are :mod:`router.transport_core`'s, shared with the aiohttp transport.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 
-from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
+from router.errors import ProviderError
 from router.settings import ca_bundle, environment_proxies
+from router.transport_core import Failure, connect_timeout_s, parts, provider_error, time_left_s
 
 __all__ = [
     "AsyncStreamResponse",
@@ -164,7 +167,7 @@ class RequestsTransport:
                 request.url,
                 headers=request.headers,
                 **_body(request),
-                timeout=(min(timeout, 10.0), timeout),
+                timeout=(connect_timeout_s(timeout), timeout),
                 proxies=dict(proxies) if proxies else None,
                 stream=True,
             )
@@ -200,13 +203,10 @@ class RequestsTransport:
 def _body(request: HttpRequest) -> dict[str, Any]:
     """The body arguments of ``requests``: ``json``, or ``files`` for multipart (text fields as filename-less parts,
     so the body is multipart even without a file)."""
-    if request.form is None and request.files is None:
+    multipart = parts(request.form, request.files)
+    if multipart is None:
         return {"json": request.json}
-    parts: dict[str, tuple[str | None, bytes | str] | FilePart] = {
-        name: (None, value) for name, value in (request.form or {}).items()
-    }
-    parts.update(request.files or {})
-    return {"files": parts}
+    return {"files": {p.name: (p.filename, p.content, p.content_type) for p in multipart}}
 
 
 _READ_SIZE = 65536
@@ -219,25 +219,29 @@ def _translated() -> Iterator[None]:
         yield
     except ProviderError:
         raise
-    except requests.exceptions.ConnectTimeout as exc:
-        error = ProviderConnectionError("timed out connecting")
-        error.timed_out = True
-        raise error from exc
-    except (requests.exceptions.ReadTimeout, TimeoutError) as exc:
-        raise ProviderTimeoutError("no data within the time limit") from exc
-    except requests.exceptions.ConnectionError as exc:
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise provider_error(*_failure(exc)) from exc
+
+
+def _failure(exc: BaseException) -> tuple[Failure, str]:
+    """Which failure a requests (or socket) exception is, and its detail."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect_timeout", ""
+    if isinstance(exc, requests.exceptions.ReadTimeout | TimeoutError):
+        return "read_timeout", ""
+    if isinstance(exc, requests.exceptions.ConnectionError):
         if _caused_by(exc, ReadTimeoutError) or _caused_by(exc, TimeoutError):  # iter_content wraps read timeouts
-            raise ProviderTimeoutError("no data within the time limit") from exc
-        refused = _caused_by(exc, ConnectionRefusedError)
-        error = ProviderConnectionError("connection refused" if refused else _connection_message(exc))
-        error.refused = refused
-        raise error from exc
-    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-        raise ProviderConnectionError("the connection closed in the middle of the response") from exc
-    except requests.exceptions.RequestException as exc:
-        raise ProviderConnectionError(f"request failed: {type(exc).__name__}") from exc
-    except OSError as exc:
-        raise ProviderConnectionError(f"connection failed: {exc.strerror or type(exc).__name__}") from exc
+            return "read_timeout", ""
+        if _caused_by(exc, ConnectionRefusedError):
+            return "refused", ""
+        if _caused_by(exc, ConnectionResetError):
+            return "reset", ""
+        return ("unresolved" if _caused_by(exc, socket.gaierror) else "no_response"), ""
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return "cut", ""
+    if isinstance(exc, requests.exceptions.RequestException):
+        return "request", type(exc).__name__
+    return "socket", (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
 
 
 def _read_by(response: requests.Response, ends: float) -> bytes:
@@ -246,9 +250,7 @@ def _read_by(response: requests.Response, ends: float) -> bytes:
     parts: list[bytes] = []
     try:
         while True:
-            left = ends - time.monotonic()
-            if left <= 0:
-                raise ProviderTimeoutError("the response took longer than the attempt's time limit")
+            left = time_left_s(ends, time.monotonic())
             if isinstance(sock, socket.socket):
                 sock.settimeout(left)
             part = raw.read1(_READ_SIZE, decode_content=True)
@@ -256,9 +258,9 @@ def _read_by(response: requests.Response, ends: float) -> bytes:
                 return b"".join(parts)
             parts.append(part)
     except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-        raise ProviderTimeoutError("no data within the time limit") from exc
+        raise provider_error("read_timeout") from exc
     except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
-        raise ProviderConnectionError("the connection closed in the middle of the response") from exc
+        raise provider_error("cut") from exc
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -277,11 +279,3 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
         if isinstance(reason, BaseException):
             stack.append(reason)
     return False
-
-
-def _connection_message(exc: BaseException) -> str:
-    if _caused_by(exc, ConnectionResetError):
-        return "connection reset"
-    if _caused_by(exc, socket.gaierror):
-        return "the host name did not resolve"
-    return "the connection failed before a response"

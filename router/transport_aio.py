@@ -8,8 +8,10 @@ never load it.
 
 As in :mod:`router.transport`: one session (one connection pool) per provider, no retries below the
 executor, the environment's proxies and CA bundle read once, and foreign exceptions translated at one
-boundary. Per-read timeouts wrap each read in ``asyncio.timeout``, so they can change after the headers
-(first chunk, then stall) without reaching into the library.
+boundary, into the same :data:`~router.transport_core.Failure` kinds (what each means, the time limits and
+the body's framing are :mod:`router.transport_core`'s). Per-read timeouts wrap each read in
+``asyncio.timeout``, so they can change after the headers (first chunk, then stall) without reaching into
+the library.
 """
 
 from __future__ import annotations
@@ -22,13 +24,12 @@ from typing import Any
 
 import aiohttp
 
-from router.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
+from router.errors import ProviderError
 from router.settings import ca_bundle, environment_proxies
 from router.transport import HttpRequest, HttpResponse, Proxies
+from router.transport_core import Failure, connect_timeout_s, parts, provider_error
 
 __all__ = ["AiohttpStreamResponse", "AiohttpTransport"]
-
-_CONNECT_CAP_S = 10.0
 
 
 class AiohttpStreamResponse:
@@ -97,7 +98,7 @@ class AiohttpTransport:
 
     async def send(self, request: HttpRequest, *, timeout: float, proxies: Proxies | None = None) -> HttpResponse:
         """Send and read the whole response within ``timeout`` seconds in all (connecting included)."""
-        limits = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, _CONNECT_CAP_S), sock_read=timeout)
+        limits = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout_s(timeout), sock_read=timeout)
         try:
             async with self._session_now().request(
                 request.method,
@@ -137,13 +138,12 @@ class AiohttpTransport:
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
-    if request.form is None and request.files is None:
+    multipart = parts(request.form, request.files)
+    if multipart is None:
         return {"json": request.json} if request.json is not None else {}
     form = aiohttp.FormData(default_to_multipart=True)
-    for name, value in (request.form or {}).items():
-        form.add_field(name, value)
-    for name, (filename, content, content_type) in (request.files or {}).items():
-        form.add_field(name, content, filename=filename, content_type=content_type)
+    for part in multipart:
+        form.add_field(part.name, part.content, filename=part.filename, content_type=part.content_type)
     return {"data": form}
 
 
@@ -152,23 +152,22 @@ _FOREIGN = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 def _translated(exc: BaseException) -> ProviderError:
-    """aiohttp's and asyncio's exceptions -> router's ProviderError classes (timeouts checked first: aiohttp's
-    socket timeouts are OSErrors too); used as ``raise _translated(exc) from exc``."""
+    """aiohttp's and asyncio's exceptions -> router's ProviderError classes; used as ``raise _translated(exc) from
+    exc``."""
+    return provider_error(*_failure(exc))
+
+
+def _failure(exc: BaseException) -> tuple[Failure, str]:
+    """Which failure an aiohttp (or socket) exception is, and its detail (timeouts checked first: aiohttp's socket
+    timeouts are OSErrors too)."""
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return ProviderTimeoutError("no data within the time limit")
+        return "read_timeout", ""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        refused = isinstance(exc.os_error, ConnectionRefusedError)
-        if isinstance(exc.os_error, socket.gaierror):
-            message = "the host name did not resolve"
-        else:
-            message = "connection refused" if refused else "the connection failed before a response"
-        error = ProviderConnectionError(message)
-        error.refused = refused
-        return error
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "refused", ""
+        return ("unresolved" if isinstance(exc.os_error, socket.gaierror) else "no_response"), ""
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
-        return ProviderConnectionError("the connection closed in the middle of the response")
-    if isinstance(exc, aiohttp.ClientError):
-        return ProviderConnectionError(f"request failed: {type(exc).__name__}")
-    if isinstance(exc, OSError):
-        return ProviderConnectionError(f"connection failed: {exc.strerror or type(exc).__name__}")
-    return ProviderConnectionError(f"request failed: {type(exc).__name__}")
+        return "cut", ""
+    if isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError):
+        return "socket", exc.strerror or type(exc).__name__
+    return "request", type(exc).__name__

@@ -115,6 +115,11 @@ class ChoiceDelta(_Wire):
     refusal: str | None = None
     tool_calls: list[ChoiceDeltaToolCall] | None = None
 
+    @property
+    def has_content(self) -> bool:
+        """Whether the delta carries text or a refusal that is not only white space, or a tool call."""
+        return bool((self.content or "").strip() or (self.refusal or "").strip() or self.tool_calls)
+
 
 class ChunkChoice(_Wire):
     """One choice of a streamed chunk."""
@@ -139,8 +144,9 @@ class ChatCompletionChunk(_Wire):
 
     @property
     def has_content(self) -> bool:
-        """Whether the chunk carries text, a refusal or a tool call (what commits a stream)."""
-        return any(c.delta.content or c.delta.tool_calls or c.delta.refusal for c in self.choices)
+        """Whether the chunk carries text, a refusal or a tool call (what commits a stream); white space alone
+        does not count, as it makes no answer."""
+        return any(c.delta.has_content for c in self.choices)
 
 
 class Model(_Wire):

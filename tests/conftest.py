@@ -124,6 +124,16 @@ USER = [{"role": "user", "content": "hi"}]
 """The smallest conversation."""
 
 
+class Clock:
+    """Monotonic seconds that move only when a test says so (for the sans-I/O cores: no sleeping)."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def redis_server() -> Any:
     """A real Redis server (tests/redis_server.py says which binary) on a free port, killed after the test."""
