@@ -27,8 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router import Client
-from router.health import HealthRules, MemoryStore
-from router.health_redis import RedisStore
+from router.routing.health import HealthRules, MemoryStore
+from router.routing.health_redis import RedisStore
 from tests.redis_server import RedisServer
 from tests.upstreams import OpenAIUpstream, Reply, Status
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from router import compile_policy, load_policy
-from router.resolver import Resolver
+from router.routing.resolver import Resolver
 
 FAMILIES = ["gpt-6", "llama-4.1", "qwen3.8", "mistral-large", "claude-sonnet", "gemini-4", "deepseek-v4", "glm-5"]
 SIZES = ["8b", "70b", "405b", "mini", "large", "small", "flash", "pro"]

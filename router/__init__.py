@@ -8,7 +8,6 @@ transport -> adapter -> ChatCompletion``.
 from typing import TYPE_CHECKING, Any
 
 from router.client import Client
-from router.compiler import compile_policy
 from router.errors import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -30,11 +29,12 @@ from router.errors import (
     SpeechNotGeneratedError,
     StreamInterruptedError,
 )
-from router.loader import load_policy
-from router.policy import Policy
-from router.resolver import Candidate, FallbackQueue, Resolver, RetryPlan, Route
-from router.speech import AudioStream
-from router.streaming import Stream
+from router.execution.speech import AudioStream
+from router.execution.streaming import Stream
+from router.policy.compiler import compile_policy
+from router.policy.loader import load_policy
+from router.policy.model import Policy
+from router.routing.resolver import Candidate, FallbackQueue, Resolver, RetryPlan, Route
 from router.types import ChatCompletion, ChatCompletionChunk, Image, ImagesResponse
 
 __all__ = [

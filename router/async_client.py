@@ -3,9 +3,10 @@
 ``await client.chat.completions.create(...)``, ``async for chunk in await ...create(stream=True)``,
 ``await client.images.generate(...)``, ``await client.audio.speech.create(...)``, ``await client.models.list()``.
 Everything but the I/O is the sync client's own code: the resolver, the executor's walk
-(:func:`~router.executor.execute_async`), the adapters' translation and each namespace's attempt
-(the ``*_async`` twins in :mod:`router.chat`, :mod:`router.images`, :mod:`router.speech`). The transport is
-:class:`~router.transport_aio.AiohttpTransport`, one pooled session per provider.
+(:func:`~router.execution.executor.execute_async`), the adapters' translation and each namespace's attempt
+(the ``*_async`` twins in :mod:`router.execution.chat`, :mod:`router.execution.images`,
+:mod:`router.execution.speech`). The transport is :class:`~router.transport.aio.AiohttpTransport`, one pooled
+session per provider.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any, Literal, overload
 
-from router import chat, events, images, speech
+from router import events
 from router.client import ClientBase, models_of
 from router.errors import ProviderError
-from router.executor import Deadline, Outcome, execute_async
-from router.health import AsyncHealthStore, AsyncMemoryStore, HealthRules
-from router.namespaces import Namespace, ProviderChoice, model_list
-from router.policy import NAMESPACES
-from router.resolver import Candidate
+from router.execution import chat, images, speech
+from router.execution.executor import Deadline, Outcome, execute_async
+from router.execution.namespaces import Namespace, ProviderChoice, model_list
+from router.execution.speech import AsyncAudioStream
+from router.execution.streaming import AsyncStream
+from router.policy.model import NAMESPACES
+from router.routing.health import AsyncHealthStore, AsyncMemoryStore, HealthRules
+from router.routing.resolver import Candidate
 from router.settings import state_url
-from router.speech import AsyncAudioStream
-from router.streaming import AsyncStream
-from router.transport import Proxies
-from router.transport_aio import AiohttpTransport
+from router.transport.aio import AiohttpTransport
+from router.transport.sync import Proxies
 from router.types import ChatCompletion, ImagesResponse, ModelList
 
 __all__ = ["AsyncClient", "open_async_store"]
@@ -39,7 +41,7 @@ def open_async_store(rules: HealthRules, url: str | None = None) -> AsyncHealthS
     where = url or rules.store
     if where == "memory":
         return AsyncMemoryStore()
-    from router.health_redis import AsyncRedisStore  # noqa: PLC0415 - redis is imported only when used
+    from router.routing.health_redis import AsyncRedisStore  # noqa: PLC0415 - redis is imported only when used
 
     return AsyncRedisStore(where)
 
@@ -194,7 +196,7 @@ class AsyncCompletions(Namespace):
         request_id: str | None = None,
         **kwargs: Any,
     ) -> ChatCompletion | AsyncStream:
-        """:meth:`router.namespaces.Completions.create`, awaited; a stream is iterated with ``async for``."""
+        """:meth:`router.execution.namespaces.Completions.create`, awaited; a stream is iterated with ``async for``."""
         client: AsyncClient = self._client
         request = chat.chat_request(
             messages,
@@ -237,7 +239,7 @@ class AsyncImages(Namespace):
         request_id: str | None = None,
         **kwargs: Any,
     ) -> ImagesResponse:
-        """:meth:`router.namespaces.Images.generate`, awaited."""
+        """:meth:`router.execution.namespaces.Images.generate`, awaited."""
         if response_format not in ("url", "b64_json"):
             raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
         client: AsyncClient = self._client
@@ -299,7 +301,7 @@ class AsyncSpeech(Namespace):
         input: str | None = None,  # the OpenAI client calls it input
         **kwargs: Any,
     ) -> str | AsyncAudioStream:
-        """:meth:`router.namespaces.Speech.create`, awaited; a stream is iterated with ``async for``."""
+        """:meth:`router.execution.namespaces.Speech.create`, awaited; a stream is iterated with ``async for``."""
         client: AsyncClient = self._client
         request = speech.speech_request(
             input if input is not None else input_text,

@@ -1,8 +1,8 @@
 """Client: the OpenAI Python client's surface over a compiled policy (DESIGN section 6).
 
-``client.chat.completions.create(...)`` -> :meth:`Resolver.resolve` -> :func:`router.executor.execute`
-with the chat attempt -> ``ChatCompletion`` (or a committed :class:`~router.streaming.Stream`). The namespaces
-(:mod:`router.namespaces`) are lazy, cached attributes holding only the client; this module holds what they
+``client.chat.completions.create(...)`` -> :meth:`Resolver.resolve` -> :func:`router.execution.executor.execute`
+with the chat attempt -> ``ChatCompletion`` (or a committed :class:`~router.execution.streaming.Stream`). The namespaces
+(:mod:`router.execution.namespaces`) are lazy, cached attributes holding only the client; this module holds what they
 share: the policy, keys, exclusions, and ``run``. Each provider gets one adapter and one pooled transport
 per Client, created on first use under a lock, so one Client serves many threads.
 """
@@ -18,16 +18,16 @@ from typing import Any, Generic, TypeVar
 
 from router import events
 from router.adapters import Adapter, adapter_class
-from router.compiler import compile_policy
 from router.errors import InvalidResponseError, ProviderError, did_you_mean
-from router.executor import Deadline, Outcome, execute
-from router.health import HealthRules, HealthStore, MemoryStore
-from router.loader import load_policy
-from router.namespaces import Audio, Chat, Images, Models, ProviderChoice
-from router.policy import NAMESPACES, Policy
-from router.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
+from router.execution.executor import Deadline, Outcome, execute
+from router.execution.namespaces import Audio, Chat, Images, Models, ProviderChoice
+from router.policy.compiler import compile_policy
+from router.policy.loader import load_policy
+from router.policy.model import NAMESPACES, Policy
+from router.routing.health import HealthRules, HealthStore, MemoryStore
+from router.routing.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
 from router.settings import default_policy_source, key_value, output_dir, present_keys, state_url
-from router.transport import HttpResponse, Proxies, RequestsTransport
+from router.transport.sync import HttpResponse, Proxies, RequestsTransport
 
 __all__ = ["Client", "ClientBase", "load_resolver", "open_store"]
 
@@ -42,7 +42,7 @@ def open_store(rules: HealthRules, url: str | None = None) -> HealthStore:
     where = url or rules.store
     if where == "memory":
         return MemoryStore()
-    from router.health_redis import RedisStore  # noqa: PLC0415 - see the docstring
+    from router.routing.health_redis import RedisStore  # noqa: PLC0415 - see the docstring
 
     return RedisStore(where)
 
@@ -274,7 +274,7 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
     ``exclude_tts``) add to the policy's exclusions. ``proxies`` go to every provider's session.
     ``print_provider_info`` prints ``provider:model`` as each request succeeds. ``output_dir`` (a keyword, or
     ``$ROUTER_OUTPUT_DIR``) is where speech files, and images delivered as files, are written. ``health`` (a
-    keyword) is a :class:`~router.health.HealthStore` to share with other clients; by default each client
+    keyword) is a :class:`~router.routing.health.HealthStore` to share with other clients; by default each client
     opens the one ``$ROUTER_STATE_URL`` or the policy's ``health.store`` names. Other keyword arguments are
     defaults for every chat call (``Client(temperature=0)``).
     """

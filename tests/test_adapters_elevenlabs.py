@@ -28,8 +28,8 @@ from router.errors import (
     RateLimitError,
     ServerError,
 )
-from router.policy import BUILTIN_ADAPTERS
-from router.transport import HttpResponse, RequestsTransport
+from router.policy.model import BUILTIN_ADAPTERS
+from router.transport.sync import HttpResponse, RequestsTransport
 
 from .conftest import mixed_policy, policy
 from .upstreams import ContentFilter, ContextLength, ElevenLabsUpstream, InBandError, OpenAIUpstream, Reply, Status

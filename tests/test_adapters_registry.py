@@ -9,7 +9,7 @@ import pytest
 from router import Client
 from router.adapters import BUILTIN, Adapter, adapter_class
 from router.adapters.openai import OpenAIAdapter
-from router.policy import BUILTIN_ADAPTERS
+from router.policy.model import BUILTIN_ADAPTERS
 
 from .conftest import USER, http_policy
 

@@ -27,8 +27,8 @@ from router.errors import (
     RateLimitError,
     ServerError,
 )
-from router.policy import BUILTIN_ADAPTERS
-from router.transport import HttpRequest, RequestsTransport
+from router.policy.model import BUILTIN_ADAPTERS
+from router.transport.sync import HttpRequest, RequestsTransport
 
 from .conftest import mixed_policy, policy
 from .upstreams import (

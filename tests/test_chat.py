@@ -1,4 +1,4 @@
-"""router.chat's validity rule through both clients, streamed and not, against loopback providers.
+"""router.execution.chat's validity rule through both clients, streamed and not, against loopback providers.
 
 An answer whose text is only white space and which has no tool call is ``empty``: it fails over, as the seed
 did. A tool call with no text is an answer. Streaming commits at the first chunk with content or a tool

@@ -1,4 +1,4 @@
-"""router.checks: references between parts of a policy, with suggestions for unknown names."""
+"""router.policy.checks: references between parts of a policy, with suggestions for unknown names."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from router import PolicyError, compile_policy, load_policy
-from router.policy import Policy
+from router.policy.model import Policy
 
 from .conftest import policy, provider
 

@@ -1,4 +1,4 @@
-"""router.cli: `router validate`, `router explain` and `router schema`, run as a user runs them (a subprocess).
+"""router.tools.cli: `router validate`, `router explain` and `router schema`, run as a user runs them (a subprocess).
 
 Every run gets an environment without ``*_API_KEY`` variables, so a developer's own keys never change what
 ``explain`` sees; a test that wants a key present sets it explicitly.
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from router.policy import json_schema
+from router.policy.model import json_schema
 
 SECRET = "sk-test-SECRET-123"
 """A recognisable key value: it must never appear in anything the CLI prints."""
@@ -144,7 +144,7 @@ def router(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproce
     """Run ``router ARGS`` in ``cwd`` with no provider key set, plus ``env``."""
     clean = {name: value for name, value in os.environ.items() if not name.endswith("_API_KEY")}
     return subprocess.run(
-        [sys.executable, "-m", "router.cli", *args],
+        [sys.executable, "-m", "router.tools.cli", *args],
         cwd=cwd,
         env=clean | (env or {}),
         capture_output=True,
@@ -549,7 +549,7 @@ class TestSecrets:
 
 class TestSchema:
     def test_prints_the_policy_json_schema(self, tmp_path: Path) -> None:
-        """`router schema` prints the JSON Schema that router.policy.json_schema() returns."""
+        """`router schema` prints the JSON Schema that router.policy.model.json_schema() returns."""
         result = router(tmp_path, "schema")
         assert result.returncode == 0
         assert json.loads(result.stdout) == json_schema()

@@ -1,4 +1,4 @@
-"""router.compiler: Policy -> frozen Resolver, with no I/O and no environment reads."""
+"""router.policy.compiler: Policy -> frozen Resolver, with no I/O and no environment reads."""
 
 from __future__ import annotations
 

@@ -26,10 +26,10 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from router.cli import _parser, main
-from router.loader import read_policy
+from router.policy.loader import read_policy
 from router.server import _GRACEFUL_SHUTDOWN_S
 from router.settings import GatewaySettings, RouterSettings
+from router.tools.cli import _parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -398,7 +398,7 @@ class TestDockerfile:
         entrypoint, command = json.loads(dockerfile.last("ENTRYPOINT")), json.loads(dockerfile.last("CMD"))
         scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
         assert entrypoint == ["router"]
-        assert scripts["router"] == "router.cli:main"
+        assert scripts["router"] == "router.tools.cli:main"
         assert _parser().parse_args(command).command == "serve"
 
     def test_environment_binds_every_address_and_reads_the_mounted_policy(self) -> None:
@@ -510,7 +510,7 @@ class TestDockerignore:
         """Virtual environments, git, caches, tests and .env files never reach the build context."""
         assert dockerignored(path)
 
-    @pytest.mark.parametrize("path", ["pyproject.toml", "README.md", "routes.yaml", "router/cli.py"])
+    @pytest.mark.parametrize("path", ["pyproject.toml", "README.md", "routes.yaml", "router/tools/cli.py"])
     def test_build_inputs_are_kept(self, path: str) -> None:
         """What the wheel is built from is in the context."""
         assert not dockerignored(path)

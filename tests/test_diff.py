@@ -1,6 +1,6 @@
-"""router diff (router/diff.py and its subcommand), validate with several paths, and the CI files that use them.
+"""router diff (router/tools/diff.py and its subcommand), validate with several paths, and the CI files that use them.
 
-Each test writes an OLD and a NEW policy and runs the real command (``router.cli.main``, or the installed
+Each test writes an OLD and a NEW policy and runs the real command (``router.tools.cli.main``, or the installed
 console script in a subprocess) as a user or a CI job runs it.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from router.cli import _parser, main
-from router.compiler import compile_policy
-from router.diff import DIFF_SEED, diff_policies
-from router.loader import load_policy
+from router.policy.compiler import compile_policy
+from router.policy.loader import load_policy
+from router.tools.cli import _parser, main
+from router.tools.diff import DIFF_SEED, diff_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTER = Path(sys.executable).parent / "router"
@@ -137,7 +137,7 @@ def provider(text: str, name: str, key: str, value: str) -> str:
 
 
 def run_diff(tmp_path: Path, old: str, new: str, *args: str) -> tuple[int, str, str]:
-    """``router diff old.yaml new.yaml ARGS`` through router.cli.main: (exit code, stdout, stderr)."""
+    """``router diff old.yaml new.yaml ARGS`` through router.tools.cli.main: (exit code, stdout, stderr)."""
     (tmp_path / "old.yaml").write_text(old, encoding="utf-8")
     (tmp_path / "new.yaml").write_text(new, encoding="utf-8")
     out, err = tmp_path / "stdout", tmp_path / "stderr"

@@ -1,4 +1,4 @@
-"""router.executor: retries of one candidate, failover along the queue, one deadline -- observed over HTTP."""
+"""router.execution.executor: retries of one candidate, failover along the queue, one deadline -- observed over HTTP."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from router import AsyncClient, Client
-from router.health import HealthRules, MemoryStore
+from router.routing.health import HealthRules, MemoryStore
 
 from .conftest import USER, http_policy
 from .upstreams import ContextLength, Reply, Status

@@ -1,4 +1,5 @@
-"""router.health_core: the Redis stores' decisions as pure functions of a hand-built state (no Redis, no sleep)."""
+"""router.routing.health_core: the Redis stores' decisions as pure functions of a hand-built state
+(no Redis, no sleep)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from router.health import HEALTHY, Change, HealthRules, KeyState, Snapshot
-from router.health_core import READ, TTL_MS, Claim, Command, Failed, Read, SharedHealth, Succeeded
+from router.routing.health import HEALTHY, Change, HealthRules, KeyState, Snapshot
+from router.routing.health_core import READ, TTL_MS, Claim, Command, Failed, Read, SharedHealth, Succeeded
 
 from .conftest import Clock
 

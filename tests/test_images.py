@@ -1,4 +1,4 @@
-"""router.images over the OpenAI stand-in: the format asked for, whatever came back; failover; the CLI."""
+"""router.execution.images over the OpenAI stand-in: the format asked for, whatever came back; failover; the CLI."""
 
 from __future__ import annotations
 
@@ -235,7 +235,7 @@ class TestImageCommand:
         path = tmp_path / "images.yaml"
         path.write_text(yaml.safe_dump(images_policy(alpha)))
         result = subprocess.run(
-            [sys.executable, "-m", "router.cli", "image", PROMPT, "-o", "out.png", "--policy", str(path)],
+            [sys.executable, "-m", "router.tools.cli", "image", PROMPT, "-o", "out.png", "--policy", str(path)],
             cwd=tmp_path,
             capture_output=True,
             text=True,

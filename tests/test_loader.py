@@ -1,4 +1,4 @@
-"""router.loader: routes.yaml from a path, a string or a mapping, with every problem located."""
+"""router.policy.loader: routes.yaml from a path, a string or a mapping, with every problem located."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from router import PolicyError, load_policy
-from router.loader import read_policy
+from router.policy.loader import read_policy
 
 from .conftest import GOOD, issues_of, policy, provider
 

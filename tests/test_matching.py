@@ -1,4 +1,4 @@
-"""router.matching: ModelIndex and Ranking agree with a brute-force difflib oracle (DESIGN section 4).
+"""router.routing.matching: ModelIndex and Ranking agree with a brute-force difflib oracle (DESIGN section 4).
 
 The oracle below is the specification written out plainly: among the names that contain the query or are
 contained in it, the highest ``difflib`` ratio wins; failing that, the highest ratio at or above the cutoff;
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from router.matching import Match, ModelIndex
+from router.routing.matching import Match, ModelIndex
 
 PROPERTY = settings(max_examples=150, derandomize=True, database=None, deadline=None)
 

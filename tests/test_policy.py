@@ -1,4 +1,4 @@
-"""router.policy: the rules of the policy language, and its documentation."""
+"""router.policy.model: the rules of the policy language, and its documentation."""
 
 from __future__ import annotations
 

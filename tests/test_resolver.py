@@ -1,4 +1,4 @@
-"""router.resolver: which provider and model go first (DESIGN section 4) and the fallback queue (section 5)."""
+"""router.routing.resolver: which provider and model go first (DESIGN section 4) and the fallback queue (section 5)."""
 
 from __future__ import annotations
 

@@ -13,10 +13,11 @@ import jsonschema
 import pytest
 import yaml
 
-from router import checks, compile_policy
-from router._yaml import parse
-from router.loader import LoadedPolicy, read_policy
-from router.policy import json_schema
+from router import compile_policy
+from router.policy import checks
+from router.policy._yaml import parse
+from router.policy.loader import LoadedPolicy, read_policy
+from router.policy.model import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTES = ROOT / "routes.yaml"
@@ -75,7 +76,7 @@ class TestShippedPolicy:
     def test_explain_auto_works_with_no_keys(self, shipped: LoadedPolicy) -> None:
         """`router explain routes.yaml --model auto` succeeds with no key set, routing to a keyless provider."""
         script = Path(sys.executable).with_name("router")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "router.cli"]
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "router.tools.cli"]
         env = {name: value for name, value in os.environ.items() if not name.endswith("_API_KEY")}
         result = subprocess.run(
             [*command, "explain", "routes.yaml", "--model", "auto"],

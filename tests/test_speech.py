@@ -1,4 +1,4 @@
-"""router.speech over the offline eSpeak NG voice: real files, decoded; streaming; failover into it."""
+"""router.execution.speech over the offline eSpeak NG voice: real files, decoded; streaming; failover into it."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ class TestSpeakCommand:
         """`router speak "Hello"` on the shipped policy with no keys writes real MP3 and says who spoke."""
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "ROUTER_POLICY"}
         result = subprocess.run(
-            [sys.executable, "-m", "router.cli", "speak", "Hello from router", "-o", "hello.mp3"],
+            [sys.executable, "-m", "router.tools.cli", "speak", "Hello from router", "-o", "hello.mp3"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -153,7 +153,7 @@ class TestSpeakCommand:
             [
                 sys.executable,
                 "-m",
-                "router.cli",
+                "router.tools.cli",
                 "speak",
                 "Hi",
                 "-o",

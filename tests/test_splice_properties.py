@@ -1,4 +1,4 @@
-"""Properties of the splice hold (router.splice), over generated answers cut at every place and regenerated
+"""Properties of the splice hold (router.execution.splice), over generated answers cut at every place and regenerated
 in arbitrary chunkings: an exact repeat always splices to the whole answer, anything else never does."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.splice import Hold, Sent, SpliceDiverged
+from router.execution.splice import Hold, Sent, SpliceDiverged
 from router.types import ChatCompletionChunk, ChoiceDelta, ChunkChoice
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60)

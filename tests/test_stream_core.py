@@ -1,4 +1,5 @@
-"""router.stream_core: one stream's decisions as pure functions of a hand-built Segment (no sockets, no sleep)."""
+"""router.execution.stream_core: one stream's decisions as pure functions of a hand-built Segment
+(no sockets, no sleep)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from router.errors import (
     RateLimitError,
     StreamInterruptedError,
 )
-from router.splice import Sent, SpliceDiverged, SpliceFailed
-from router.stream_core import Segment
+from router.execution.splice import Sent, SpliceDiverged, SpliceFailed
+from router.execution.stream_core import Segment
 
 from .conftest import Clock, policy, provider
 

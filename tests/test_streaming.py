@@ -1,4 +1,4 @@
-"""router.streaming: the commit point, failover before it, and honest errors after it -- over HTTP."""
+"""router.execution.streaming: the commit point, failover before it, and honest errors after it -- over HTTP."""
 
 from __future__ import annotations
 

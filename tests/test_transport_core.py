@@ -1,4 +1,4 @@
-"""router.transport_core: the transports' shared decisions as pure functions (no sockets, no sleep)."""
+"""router.transport.core: the transports' shared decisions as pure functions (no sockets, no sleep)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 
 from router.errors import ProviderConnectionError, ProviderTimeoutError
-from router.transport_core import Failure, Part, connect_timeout_s, parts, provider_error, time_left_s
+from router.transport.core import Failure, Part, connect_timeout_s, parts, provider_error, time_left_s
 
 
 class TestWaits:

@@ -1,6 +1,6 @@
 """Adapters: one module per wire protocol, and the registry that finds the class for a policy's name.
 
-``adapter:`` in a policy is a builtin name (:data:`router.policy.BUILTIN_ADAPTERS`), a name registered
+``adapter:`` in a policy is a builtin name (:data:`router.policy.model.BUILTIN_ADAPTERS`), a name registered
 under the ``router.adapters`` entry-point group, or ``"package.module:ClassName"``.
 """
 

@@ -39,8 +39,8 @@ from router.errors import (
     InvalidResponseError,
     ProviderError,
 )
-from router.resolver import ProviderSpec
-from router.transport import HttpRequest
+from router.routing.resolver import ProviderSpec
+from router.transport.sync import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk, CompletionUsage
 
 __all__ = ["API_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicAdapter", "AnthropicStream", "messages_body"]

@@ -1,8 +1,8 @@
 """What an adapter is: a translator between router's requests and one provider wire protocol.
 
-An adapter builds :class:`~router.transport.HttpRequest` objects, parses response bodies and stream events
+An adapter builds :class:`~router.transport.sync.HttpRequest` objects, parses response bodies and stream events
 into router's OpenAI-shaped types, and classifies error responses. It never performs I/O, never retries and
-never sees the policy: it gets one compiled :class:`~router.resolver.ProviderSpec` and the key.
+never sees the policy: it gets one compiled :class:`~router.routing.resolver.ProviderSpec` and the key.
 
 A user adapter subclasses :class:`Adapter` (see the README, "Writing an adapter") and is declared as
 ``adapter: "package.module:ClassName"`` or registered under the ``router.adapters`` entry-point group.
@@ -31,8 +31,8 @@ from router.errors import (
     ServerError,
     redact,
 )
-from router.resolver import ProviderSpec
-from router.transport import HttpRequest
+from router.routing.resolver import ProviderSpec
+from router.transport.sync import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk
 
 __all__ = [

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from router.adapters.base import Adapter, SpeechRequest
 from router.errors import BadRequestError, ContentFilterError, ContextLengthError, InvalidResponseError, ProviderError
-from router.transport import HttpRequest
+from router.transport.sync import HttpRequest
 
 __all__ = ["DEFAULT_VOICE", "OUTPUT_FORMATS", "ElevenLabsAdapter"]
 

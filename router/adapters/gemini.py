@@ -43,7 +43,7 @@ from router.errors import (
     InvalidResponseError,
     ProviderError,
 )
-from router.transport import HttpRequest
+from router.transport.sync import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk, CompletionUsage
 
 __all__ = ["GeminiAdapter", "GeminiStream", "generate_body"]

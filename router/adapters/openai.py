@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from router import audio
 from router.adapters.base import (
     Adapter,
     ChatRequest,
@@ -46,7 +45,8 @@ from router.adapters.base import (
 )
 from router.adapters.sse import SSEEvent
 from router.errors import InvalidResponseError
-from router.transport import HttpRequest
+from router.execution import audio
+from router.transport.sync import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk
 
 __all__ = ["OpenAIAdapter", "OpenAIStream", "chat_body"]

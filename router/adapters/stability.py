@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from router.adapters.base import Adapter, GeneratedImage, ImageRequest
 from router.errors import AuthenticationError, ContentFilterError, InvalidResponseError, ProviderError
-from router.transport import HttpRequest
+from router.transport.sync import HttpRequest
 
 __all__ = ["ASPECT_RATIOS", "StabilityAdapter", "aspect_ratio"]
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from router.resolver import check_model_name
+from router.routing.resolver import check_model_name
 from router.server.errors import GatewayError
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from router.health import Snapshot
+from router.routing.health import Snapshot
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from router import events
 from router.async_client import AsyncClient, open_async_store
-from router.compiler import compile_health
 from router.errors import PolicyError
-from router.health import AsyncHealthStore
-from router.loader import LoadedPolicy, read_policy
+from router.policy.compiler import compile_health
+from router.policy.loader import LoadedPolicy, read_policy
+from router.routing.health import AsyncHealthStore
 from router.settings import state_url
 
 __all__ = ["Loaded", "PolicyState"]

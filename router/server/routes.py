@@ -22,18 +22,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from router import audio
 from router.async_client import AsyncClient
 from router.errors import StreamInterruptedError
-from router.executor import Outcome
-from router.namespaces import last_outcome
+from router.execution import audio
+from router.execution.executor import Outcome
+from router.execution.namespaces import last_outcome
+from router.execution.speech import AsyncAudioStream
+from router.execution.streaming import AsyncStream
 from router.server.bodies import ChatCompletionRequest, ImageGenerationRequest, SpeechRequestBody, extras
 from router.server.errors import ClientDisconnected, GatewayError, error_body
 from router.server.metrics import CONTENT_TYPE, Metrics
 from router.server.policy_state import Loaded, PolicyState
 from router.settings import GatewaySettings
-from router.speech import AsyncAudioStream
-from router.streaming import AsyncStream
 
 __all__ = ["AudioAborted", "ChatCompletionRequest", "ImageGenerationRequest", "SpeechRequestBody", "build_router"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import requests
 
-from router.cli import main
+from router.tools.cli import main
 
 from ..test_health import OUTAGE_HEALTH, through_an_outage
 from ..upstreams import Reply, Status

@@ -1,0 +1,329 @@
+"""The client's namespaces: ``chat.completions``, ``images``, ``audio.speech`` and ``models``.
+
+Each is a thin shell that holds only its :class:`~router.client.Client`: it checks and freezes the call's
+arguments (``router.execution.chat`` / ``images`` / ``speech``), builds that namespace's attempt function, and hands
+both to ``Client.run``, which resolves, executes and logs. Created lazily, once per client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Protocol, overload
+
+from router import events
+from router.adapters import Adapter
+from router.execution import chat, images, speech
+from router.execution.executor import Outcome
+from router.execution.speech import AudioStream
+from router.execution.streaming import Stream
+from router.policy.model import NAMESPACES
+from router.routing.resolver import Availability, Resolver
+from router.transport.sync import AsyncTransport, Proxies, RequestsTransport
+from router.types import ChatCompletion, ImagesResponse, Model, ModelList
+
+__all__ = [
+    "AsyncClientCore",
+    "Audio",
+    "Chat",
+    "ClientCore",
+    "Completions",
+    "Images",
+    "Models",
+    "Namespace",
+    "ProviderChoice",
+    "Speech",
+    "last_outcome",
+    "model_list",
+]
+
+ProviderChoice = str | type[Adapter] | None
+"""A provider named, or given as the adapter class that exactly one provider of the policy uses."""
+
+
+class ClientCore(Protocol):
+    """What the namespaces need of their client (:class:`router.client.Client` provides it)."""
+
+    defaults: dict[str, Any]
+    output_dir: Path | None
+
+    @property
+    def resolver(self) -> Resolver: ...
+    def handle(self, name: str) -> tuple[Adapter, RequestsTransport]: ...
+    def availability(self, namespace: str) -> Availability: ...
+    def discover(self, namespace: str) -> None: ...
+    def run(
+        self,
+        namespace: str,
+        model: str,
+        attempt: Any,
+        *,
+        provider: ProviderChoice,
+        log: events.Logger,
+        stream: bool = False,
+    ) -> Outcome[Any]: ...
+
+
+class Chat:
+    """``client.chat``: holds the completions namespace."""
+
+    def __init__(self, client: ClientCore) -> None:
+        self._client = client
+
+    @cached_property
+    def completions(self) -> Completions:
+        """``client.chat.completions``."""
+        return Completions(self._client)
+
+
+class AsyncClientCore(Protocol):
+    """What the async namespaces need of their client (:class:`router.async_client.AsyncClient` provides it)."""
+
+    defaults: dict[str, Any]
+    output_dir: Path | None
+
+    @property
+    def resolver(self) -> Resolver: ...
+    def handle(self, name: str) -> tuple[Adapter, AsyncTransport]: ...
+    def availability(self, namespace: str) -> Availability: ...
+    async def discover(self, namespace: str) -> None: ...
+    async def run(
+        self,
+        namespace: str,
+        model: str,
+        attempt: Any,
+        *,
+        provider: ProviderChoice,
+        log: events.Logger,
+        stream: bool = False,
+    ) -> Outcome[Any]: ...
+
+
+class Namespace:
+    """A namespace of the client, remembering who answered its last successful call."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.last_provider: str | None = None
+        """The provider that served the last successful call."""
+        self.last_model: str | None = None
+        """The model that served the last successful call."""
+
+    def _answered(self, outcome: Outcome[Any]) -> None:
+        self.last_provider, self.last_model = outcome.candidate.provider, outcome.candidate.model
+        _LAST_OUTCOME.set(outcome)
+
+
+_LAST_OUTCOME: ContextVar[Outcome[Any] | None] = ContextVar("router_last_outcome", default=None)
+
+
+def last_outcome() -> Outcome[Any] | None:
+    """The outcome of the last successful call made in this thread or asyncio task (who answered, after how
+    many attempts); the gateway reads it to fill its response headers."""
+    return _LAST_OUTCOME.get()
+
+
+class Completions(Namespace):
+    """``client.chat.completions``: ``create`` and the provider that answered last."""
+
+    @overload
+    def create(
+        self, *, messages: Iterable[Mapping[str, Any]], stream: Literal[False] = False, **kwargs: Any
+    ) -> ChatCompletion: ...
+    @overload
+    def create(self, *, messages: Iterable[Mapping[str, Any]], stream: Literal[True], **kwargs: Any) -> Stream: ...
+    @overload
+    def create(
+        self, *, messages: Iterable[Mapping[str, Any]], stream: bool, **kwargs: Any
+    ) -> ChatCompletion | Stream: ...
+
+    def create(
+        self,
+        *,
+        model: str = "auto",
+        messages: Iterable[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        stream: bool = False,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        tools: Iterable[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        timeout: float | None = None,
+        proxies: Proxies | None = None,
+        provider: ProviderChoice = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> ChatCompletion | Stream:
+        """Create a chat completion, routed and failed over by the policy.
+
+        Parameters are the OpenAI client's; any other keyword argument goes to the provider as it is.
+        ``timeout`` caps each attempt (the policy's ``deadline_s`` caps the whole request); ``provider``
+        goes first for this call; ``request_id`` is bound to every event of the call. With ``stream=True``
+        this returns once the first content has arrived, as a :class:`~router.execution.streaming.Stream` of
+        ``ChatCompletionChunk``; nothing of a provider that failed before that is ever yielded.
+        """
+        client = self._client
+        request = chat.chat_request(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            tools=tools,
+            tool_choice=tool_choice,
+            stream=stream,
+            extra={**client.defaults, **kwargs},
+        )
+        log = events.request_logger("chat", model, request_id)
+        proxies = dict(proxies) if proxies else None
+        if stream:
+            attempt: Any = chat.stream_attempt(request, client.handle, proxies=proxies, log=log)
+        else:
+            attempt = chat.completion_attempt(request, client.handle, timeout_s=timeout, proxies=proxies)
+        outcome = client.run("chat", model, attempt, provider=provider, log=log, stream=stream)
+        self._answered(outcome)
+        if stream and client.resolver.stream_resume == "splice":
+            outcome.value.resumer = chat.resumer(client, request, outcome, proxies=proxies, log=log)
+        result: ChatCompletion | Stream = outcome.value
+        return result
+
+
+class Images(Namespace):
+    """``client.images``: ``generate`` (alias ``create``) and the provider that answered last."""
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = "auto",
+        n: int = 1,
+        size: str | None = "1024x1024",
+        response_format: Literal["url", "b64_json"] = "url",
+        provider: ProviderChoice = None,
+        timeout: float | None = None,
+        proxies: Proxies | None = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> ImagesResponse:
+        """Generate ``n`` images, routed and failed over like chat; other keywords go to the provider.
+
+        Images come back as ``response_format`` asks whatever the provider returned: ``b64_json`` is asked of
+        providers that can return bytes, and URLs that come back anyway are fetched and encoded; bytes become
+        ``data:`` URLs for ``url`` (``file://`` URLs of written files when the client has an ``output_dir``).
+        """
+        if response_format not in ("url", "b64_json"):
+            raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
+        client = self._client
+        request = images.image_request(prompt, n=n, size=size, extra=kwargs, response_format=response_format)
+        log = events.request_logger("images", model, request_id)
+        attempt = images.image_attempt(
+            request,
+            response_format,
+            client.handle,
+            output_dir=client.output_dir,
+            timeout_s=timeout,
+            proxies=dict(proxies) if proxies else None,
+        )
+        outcome = client.run("images", model, attempt, provider=provider, log=log)
+        self._answered(outcome)
+        result: ImagesResponse = outcome.value
+        return result
+
+    create = generate
+
+
+class Audio:
+    """``client.audio``: holds the speech namespace."""
+
+    def __init__(self, client: ClientCore) -> None:
+        self._client = client
+
+    @cached_property
+    def speech(self) -> Speech:
+        """``client.audio.speech``."""
+        return Speech(self._client)
+
+
+class Speech(Namespace):
+    """``client.audio.speech``: ``create`` and the provider that answered last."""
+
+    @overload
+    def create(self, input_text: str | None = None, *, stream: Literal[False] = False, **kwargs: Any) -> str: ...
+    @overload
+    def create(self, input_text: str | None = None, *, stream: Literal[True], **kwargs: Any) -> AudioStream: ...
+
+    def create(
+        self,
+        input_text: str | None = None,
+        *,
+        model: str = "auto",
+        voice: str | None = None,
+        response_format: str = "mp3",
+        instructions: str | None = None,
+        speed: float | None = None,
+        stream: bool = False,
+        chunk_size: int = 1024,
+        provider: ProviderChoice = None,
+        timeout: float | None = None,
+        proxies: Proxies | None = None,
+        request_id: str | None = None,
+        input: str | None = None,  # the OpenAI client calls it input
+        **kwargs: Any,
+    ) -> str | AudioStream:
+        """Speak ``input_text`` (or ``input``): the path of the written file, or with ``stream`` the bytes.
+
+        The file goes to the client's ``output_dir`` (else a ``router`` folder in the system's temporary
+        directory), named with the format as its extension. ``stream=True`` returns an iterator of audio
+        chunks of at most ``chunk_size`` bytes, as they arrive from the provider. Empty input is a ValueError.
+        """
+        client = self._client
+        request = speech.speech_request(
+            input if input is not None else input_text,
+            voice=voice,
+            response_format=response_format,
+            instructions=instructions,
+            speed=speed,
+            extra=kwargs,
+        )
+        log = events.request_logger("speech", model, request_id)
+        attempt = speech.speech_attempt(
+            request,
+            client.handle,
+            stream=stream,
+            chunk_size=chunk_size,
+            timeout_s=timeout,
+            proxies=dict(proxies) if proxies else None,
+            log=log,
+        )
+        outcome = client.run("speech", model, attempt, provider=provider, log=log, stream=stream)
+        self._answered(outcome)
+        if stream:
+            result: AudioStream = outcome.value
+            return result
+        return speech.save(outcome.value, response_format, client.output_dir)
+
+
+class Models:
+    """``client.models``: the models the client can route to."""
+
+    def __init__(self, client: ClientCore) -> None:
+        self._client = client
+
+    def list(self) -> ModelList:
+        """Every model of every provider available to this client, in every namespace, once per provider."""
+        for namespace in NAMESPACES:
+            self._client.discover(namespace)
+        return model_list(self._client)
+
+
+def model_list(client: ClientCore | AsyncClientCore) -> ModelList:
+    """The (model, provider) pairs available to ``client`` now, as ``GET /v1/models`` lists them."""
+    seen: dict[tuple[str, str], Model] = {}
+    for namespace in NAMESPACES:
+        resolver, view = client.resolver, client.availability(namespace)
+        for index in sorted(view.ok):
+            spec = resolver.providers[index]
+            for model in spec.models.get(namespace, ()):
+                seen.setdefault((model, spec.name), Model(id=model, owned_by=spec.name))
+    return ModelList(data=list(seen.values()))

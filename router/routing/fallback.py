@@ -1,0 +1,175 @@
+"""The fallback queue: the candidates of one request after the first, computed lazily and replayably.
+
+:meth:`router.routing.resolver.Resolver.resolve` picks the first candidate and hands this module a :class:`Plan`
+(the first candidate, the rest of a pin's chain, the tiers to walk and the model they look for), the
+caller's :class:`~router.routing.resolver.Availability` and the route's seed; the executor then walks the queue::
+
+    Resolver.resolve -> Plan + Availability + seed -> FallbackQueue -> executor (for candidate in queue)
+
+The queue is lazy: a walk that stops at the second candidate never computes the fuzzy or any tier, which
+matters with a thousand providers. It is replayable: every shuffle of equal priorities draws from a
+:class:`Shuffler` seeded with the route's seed, so iterating a queue twice gives the same order and
+``resolve(..., seed=route.seed)`` rebuilds the same route (DESIGN section 5).
+
+This module sits below :mod:`router.routing.resolver` and never imports it: what the walk reads of an
+``Availability`` and its ``Table`` is spelled out structurally (:class:`_View`, :class:`_TableView`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Literal, Protocol, TypeVar
+
+from router.routing.matching import ModelIndex
+
+__all__ = ["Candidate", "FallbackQueue", "MatchKind", "Plan", "Shuffler", "Source"]
+
+Source = Literal["explicit", "pin", "exact", "fuzzy", "any"]
+"""Where a candidate came from: an explicit provider, a pin's chain, or a fallback tier."""
+MatchKind = Literal["explicit", "auto", "pin", "exact", "substring", "difflib", "unchanged"]
+"""How the first candidate was chosen."""
+_T = TypeVar("_T")
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One provider and the model to ask it for; ``tier`` says how it got into the queue."""
+
+    provider: str
+    model: str
+    tier: Source
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class Shuffler:
+    """Lazy, replayable shuffling of tie groups, drawn from a route's seed.
+
+    A route is a pure function of its seed. The draws come from splitmix64 (a few integer operations), not a
+    ``random.Random``, whose construction alone would cost more than resolving an exact name.
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, seed: int) -> None:
+        self._state = seed & _MASK64
+
+    def order(self, group: Sequence[int]) -> Iterable[int]:
+        """The group's members in a random order, drawn one at a time (Fisher-Yates, stopped early)."""
+        return group if len(group) < 2 else self._lazy(list(group))
+
+    def order_pairs(self, group: Sequence[tuple[int, str]]) -> Iterable[tuple[int, str]]:
+        """Like :meth:`order`, for (provider, spelling) pairs."""
+        return group if len(group) < 2 else self._lazy(list(group))
+
+    def _next(self) -> int:
+        self._state = z = (self._state + 0x9E3779B97F4A7C15) & _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return z ^ (z >> 31)
+
+    def _lazy(self, items: list[_T]) -> Iterator[_T]:
+        n = len(items)
+        for i in range(n):
+            j = i + self._next() % (n - i)
+            items[i], items[j] = items[j], items[i]
+            yield items[i]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The first candidate of a request and what follows it, as the resolver decided."""
+
+    first: tuple[int, str, Source]
+    match: MatchKind
+    chain: tuple[tuple[int, str], ...]
+    tiers: tuple[str, ...]
+    target: str
+
+
+class _TableView(Protocol):
+    """What the walk reads of a namespace's :class:`~router.routing.resolver.Table`."""
+
+    @property
+    def groups(self) -> tuple[tuple[int, ...], ...]: ...
+    @property
+    def exact(self) -> Mapping[str, tuple[tuple[tuple[int, str], ...], ...]]: ...
+    @property
+    def own(self) -> Mapping[int, Mapping[int, str]]: ...
+    @property
+    def index(self) -> ModelIndex: ...
+
+
+class _View(Protocol):
+    """What the walk reads of a caller's :class:`~router.routing.resolver.Availability`."""
+
+    @property
+    def ok(self) -> frozenset[int]: ...
+    @property
+    def table(self) -> _TableView: ...
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    @property
+    def defaults(self) -> tuple[str | None, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackQueue:
+    """The candidates of one request in order, first included; iterate it (lazily) or ``tuple()`` it.
+
+    Order: the first candidate, the rest of a pin's chain, then each tier (``exact``, ``fuzzy``, ``any`` as
+    the route lists them) over the available providers; no provider twice; at most ``limit`` candidates.
+    """
+
+    first: Candidate
+    limit: int | None
+    _plan: Plan
+    _view: _View
+    _seed: int
+
+    def __iter__(self) -> Iterator[Candidate]:
+        return islice(self._walk(), self.limit)
+
+    def __len__(self) -> int:
+        """How many candidates the queue holds; cheap when tier any is in it (every available provider is)."""
+        if "any" in self._plan.tiers:
+            available = len(self._view.ok)
+            return available if self.limit is None else min(available, self.limit)
+        return sum(1 for _ in self)
+
+    def _walk(self) -> Iterator[Candidate]:
+        yield self.first
+        plan, names = self._plan, self._view.names
+        used = {plan.first[0]}
+        for index, model in plan.chain:
+            if index not in used:
+                used.add(index)
+                yield Candidate(names[index], model, "pin")
+        shuffler = Shuffler(self._seed)
+        for tier in plan.tiers:
+            for index, model in self._tier(tier, shuffler, used):
+                if index not in used:
+                    used.add(index)
+                    yield Candidate(names[index], model, tier)  # type: ignore[arg-type]
+
+    def _tier(self, tier: str, shuffler: Shuffler, used: set[int]) -> Iterator[tuple[int, str]]:
+        view, target = self._view, self._plan.target
+        table, ok = view.table, view.ok
+        if tier == "exact":
+            for pairs in table.exact.get(target.casefold(), ()):
+                yield from ((i, m) for i, m in shuffler.order_pairs(pairs) if i in ok)
+        elif tier == "fuzzy":
+            ranking = table.index.ranking(target.casefold())
+            for group in table.groups:
+                for i in shuffler.order(group):
+                    if i in ok and i not in used and (found := ranking.closest_among(i, table.own[i].keys())):
+                        yield i, table.own[i][found[0]]
+        else:
+            for group in table.groups:
+                for i in shuffler.order(group):
+                    if i in ok:
+                        yield i, view.defaults[i] or target

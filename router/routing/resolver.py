@@ -1,0 +1,441 @@
+"""The compiled policy and its request-time half: which provider and model go first.
+
+``compile_policy`` (in :mod:`router.policy.compiler`) builds a :class:`Resolver` once from the data classes here
+(:class:`ProviderSpec`, :class:`RetryPlan`, one :class:`Table` per namespace, its pins as :class:`PinRule`);
+``Resolver.resolve`` then does dictionary lookups and cached name matching only::
+
+    resolve(namespace, model, provider=..., keys=..., exclude=...) -> Route
+        Route.first                      the first Candidate (DESIGN section 4)
+        Route.queue                      FallbackQueue: first, pin chain, then the tiers (DESIGN section 5)
+
+Resolution decides the first candidate and a plan for the rest; :mod:`router.routing.fallback` turns that plan,
+the caller's :class:`Availability` and the route's seed into the lazy, replayable queue (``Candidate`` and
+``FallbackQueue`` are re-exported here). Route seeds come from one generator seeded with the policy's
+``seed:``, so a seeded policy replays a whole sequence of decisions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from router.errors import NoRouteError, did_you_mean
+from router.routing.fallback import Candidate, FallbackQueue, MatchKind, Plan, Shuffler, Source
+from router.routing.health import HealthRules
+from router.routing.matching import ModelIndex
+
+__all__ = [
+    "MAX_MODEL_NAME_CHARS",
+    "Availability",
+    "Candidate",
+    "FallbackQueue",
+    "PinRule",
+    "ProviderSpec",
+    "Resolver",
+    "RetryPlan",
+    "Route",
+    "Table",
+    "check_model_name",
+]
+
+_MEMO_LIMIT = 4096
+MAX_MODEL_NAME_CHARS = 256
+"""The longest model name a request may ask for; provider model ids are far shorter."""
+_SMALL_INDEX = 512  # a cold fuzzy match over fewer listed names takes well under a millisecond
+
+
+def check_model_name(model: object) -> str:
+    """``model`` when it is a name a request may ask for; ValueError otherwise.
+
+    A name is a non-empty string of at most :data:`MAX_MODEL_NAME_CHARS` printable characters: no control
+    characters (CR, LF, NUL ...), which could never be a provider's model and cannot go into a header.
+    """
+    if not isinstance(model, str) or not model:
+        raise ValueError("model must be a non-empty string; 'auto' asks for a provider's default model")
+    if len(model) > MAX_MODEL_NAME_CHARS:
+        raise ValueError(f"model must be at most {MAX_MODEL_NAME_CHARS} characters, not {len(model)}")
+    if not model.isprintable():
+        raise ValueError("model must not contain control characters")
+    return model
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    """How often and how patiently one candidate is retried before the queue moves on."""
+
+    attempts: int
+    backoff_s: float
+    max_backoff_s: float
+    retry_after_max_s: float
+    error_classes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A provider as compiled: connection data for adapters, and what it serves."""
+
+    name: str
+    adapter: str
+    base_url: str | None
+    auth: str
+    api_key_env: str | None
+    priority: int
+    timeout_s: float
+    first_chunk_timeout_s: float
+    stall_timeout_s: float
+    models: Mapping[str, tuple[str, ...]]
+    discover: frozenset[str]
+    voices: tuple[str, ...]
+    headers: Mapping[str, str]
+
+    def serves(self, namespace: str) -> bool:
+        """Whether the provider declares models (or discovery) for ``namespace``."""
+        return namespace in self.models or namespace in self.discover
+
+    def default_model(self, namespace: str) -> str | None:
+        """The first listed model of ``namespace``; ``None`` for a provider that discovers its models."""
+        listed = self.models.get(namespace)
+        return listed[0] if listed else None
+
+
+@dataclass(frozen=True, slots=True)
+class PinRule:
+    """A compiled pin: the glob, its regex, the chain as (provider index, model or None), the tiers after."""
+
+    glob: str
+    pattern: re.Pattern[str]
+    chain: tuple[tuple[int, str | None], ...]
+    then: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Everything about one namespace that resolution needs, indexed.
+
+    ``groups`` holds the serving, not policy-excluded providers in tier order; the members of one group are
+    shuffled at resolve time (equal priorities, or everyone under ``order: shuffle``). ``exact`` maps a
+    casefolded model name to the same grouping restricted to the providers listing it, each with its own
+    spelling. ``own`` maps a provider to its models' ids in ``index`` and their spellings.
+    """
+
+    namespace: str
+    groups: tuple[tuple[int, ...], ...]
+    excluded: frozenset[int]
+    exact: Mapping[str, tuple[tuple[tuple[int, str], ...], ...]]
+    own: Mapping[int, Mapping[int, str]]
+    holders: tuple[tuple[int, ...], ...]
+    index: ModelIndex
+    aliases: Mapping[str, str]
+    pins: tuple[PinRule, ...]
+    tiers: tuple[str, ...]
+    max_attempts: int | None
+    pin_memo: dict[str, PinRule | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def pin_for(self, model: str) -> PinRule | None:
+        """The first pin whose glob matches the casefolded ``model``, memoised per name."""
+        try:
+            return self.pin_memo[model]
+        except KeyError:
+            found = next((pin for pin in self.pins if pin.pattern.match(model)), None)
+            if len(self.pin_memo) >= _MEMO_LIMIT:
+                self.pin_memo.clear()
+            self.pin_memo[model] = found
+            return found
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Which providers one caller may use in one namespace, and why each other one was dropped.
+
+    Built once per (namespace, keys, exclusions) and cached by the resolver; it also carries what a
+    request-time walk needs, so that a queue holds one reference instead of many.
+    """
+
+    ok: frozenset[int]
+    dropped: Mapping[int, str]
+    table: Table
+    names: tuple[str, ...]
+    defaults: tuple[str | None, ...]
+    """Each provider's default model in this namespace (None: none listed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The outcome of resolving one request: how it matched, the first candidate and the whole queue."""
+
+    namespace: str
+    requested_model: str
+    model: str
+    """The requested model after aliases and a ``provider/`` prefix: the name that was matched."""
+    match: MatchKind
+    first: Candidate
+    queue: FallbackQueue
+    seed: int
+    """The seed of this route's shuffles; ``resolve(..., seed=route.seed)`` replays it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolver:
+    """A compiled policy: providers, one :class:`Table` per namespace, retry and failover plans.
+
+    Built by :func:`router.compile_policy`; immutable apart from its caches and its seeded generator of
+    route seeds, and safe to share between threads.
+    """
+
+    providers: tuple[ProviderSpec, ...]
+    tables: Mapping[str, Table]
+    retry: RetryPlan
+    failover_error_classes: frozenset[str]
+    deadline_s: float
+    stream_resume: str
+    seed: int | None
+    health: HealthRules = field(default_factory=HealthRules)
+    names: tuple[str, ...] = field(init=False)
+    by_name: Mapping[str, int] = field(init=False)
+    _rng: random.Random = field(init=False, repr=False, compare=False)
+    _views: dict[tuple[object, ...], Availability] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(p.name for p in self.providers)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "by_name", {name.casefold(): i for i, name in enumerate(names)})
+        object.__setattr__(self, "_rng", random.Random(self.seed))
+        object.__setattr__(self, "_views", {})
+
+    def provider(self, name: str) -> ProviderSpec:
+        """The provider called ``name`` (case-insensitive); ``KeyError`` when there is none."""
+        return self.providers[self.by_name[name.casefold()]]
+
+    def resolve(
+        self,
+        namespace: str,
+        model: str,
+        *,
+        provider: str | None = None,
+        keys: Collection[str] = frozenset(),
+        exclude: Collection[str] = frozenset(),
+        api_key: bool = False,
+        seed: int | None = None,
+    ) -> Route:
+        """Resolve one request into its first candidate and fallback queue (DESIGN sections 4 and 5).
+
+        ``keys`` are the ``api_key_env`` names that hold a key; ``api_key`` says the caller has a key of its
+        own, which unlocks every ``auth: required`` provider. ``exclude`` adds to the policy's exclusions.
+        ``seed`` replays an earlier route's shuffles. Raises :class:`~router.errors.NoRouteError` when no
+        available provider can take the request, naming why each provider was dropped.
+        """
+        check_model_name(model)
+        table = self._table(namespace)
+        view = self.availability(namespace, keys=keys, exclude=exclude, api_key=api_key)
+        if seed is None:
+            seed = self._rng.getrandbits(64)
+        shuffler = Shuffler(seed)
+        key = model.casefold()
+        name = table.aliases.get(key)
+        if name is None:
+            name = model
+        else:
+            key = name.casefold()
+        explicit, name, key, prefixed = self._explicit(table, view, name, key, provider)
+        if explicit is not None:
+            plan = self._explicit_plan(view, explicit, name, key, literal=prefixed)
+        elif key == "auto":
+            plan = self._auto_plan(table, view, shuffler, model)
+        else:
+            plan = self._model_plan(table, view, shuffler, name, key)
+        index, first_model, tier = plan.first
+        first = Candidate(self.names[index], first_model, tier)
+        return Route(
+            namespace, model, name, plan.match, first, FallbackQueue(first, table.max_attempts, plan, view, seed), seed
+        )
+
+    def costly(self, namespace: str, model: str) -> bool:
+        """Whether resolving ``model`` may search every listed name (a cold fuzzy match over a large index),
+        which an event loop should hand to a worker thread; False for ``auto``, aliases, listed names, names
+        already matched once, and small policies."""
+        table = self.tables.get(namespace)
+        if table is None or "fuzzy" not in table.tiers or len(table.index.names) < _SMALL_INDEX:
+            return False
+        key = model.casefold()
+        key = table.aliases.get(key, key).casefold()
+        return key != "auto" and key not in table.exact and not table.index.cached(key)
+
+    def availability(
+        self,
+        namespace: str,
+        *,
+        keys: Collection[str] = frozenset(),
+        exclude: Collection[str] = frozenset(),
+        api_key: bool = False,
+    ) -> Availability:
+        """Which providers serve ``namespace`` for this caller, and the reason for every one that does not."""
+        keys = keys if isinstance(keys, frozenset) else frozenset(keys)
+        exclude = exclude if isinstance(exclude, frozenset) else frozenset(exclude)
+        cache_key = (namespace, keys, exclude, api_key)
+        view = self._views.get(cache_key)
+        if view is None:
+            if len(self._views) >= _MEMO_LIMIT:
+                self._views.clear()
+            view = self._views[cache_key] = self._availability(self._table(namespace), keys, exclude, api_key)
+        return view
+
+    def _availability(self, table: Table, keys: frozenset[str], exclude: frozenset[str], api_key: bool) -> Availability:
+        unknown = [name for name in exclude if name.casefold() not in self.by_name]
+        if unknown:
+            raise ValueError(f"exclude names unknown provider {unknown[0]!r}{did_you_mean(unknown[0], self.names)}")
+        excluded_by_caller = {self.by_name[name.casefold()] for name in exclude}
+        ok, dropped = set(), {}
+        for i, spec in enumerate(self.providers):
+            if not spec.serves(table.namespace):
+                dropped[i] = f"does not serve {table.namespace}"
+            elif i in table.excluded:
+                dropped[i] = f"excluded by the policy (routes.{table.namespace}.exclude)"
+            elif i in excluded_by_caller:
+                dropped[i] = "excluded by the caller"
+            elif spec.auth == "required" and not api_key and spec.api_key_env not in keys:
+                dropped[i] = (
+                    f"no key ({spec.api_key_env} is not set)"
+                    if spec.api_key_env
+                    else "no key (auth is required and no api_key_env is declared; pass api_key)"
+                )
+            else:
+                ok.add(i)
+        defaults = tuple(p.default_model(table.namespace) for p in self.providers)
+        return Availability(frozenset(ok), dropped, table, self.names, defaults)
+
+    # -- the first candidate -----------------------------------------------------------------------
+
+    def _table(self, namespace: str) -> Table:
+        try:
+            return self.tables[namespace]
+        except KeyError:
+            raise ValueError(f"unknown namespace {namespace!r}; expected one of {', '.join(self.tables)}") from None
+
+    def _explicit(
+        self, table: Table, view: Availability, name: str, key: str, provider: str | None
+    ) -> tuple[int | None, str, str, bool]:
+        """A provider named by a ``provider/`` prefix or ``provider=``, checked to be available.
+
+        A prefix names a provider unless the whole string is itself a listed model ("openai/gpt-oss-120b"
+        as Groq lists it). Returns the provider's index (or None), the model name and its casefold without
+        the prefix, and whether a prefix named the provider (its model is then taken literally).
+        """
+        index = None
+        if "/" in key and key not in table.exact:
+            prefix, _, rest = name.partition("/")
+            index = self.by_name.get(prefix.casefold()) if rest else None
+            if index is not None:
+                name, key = rest, rest.casefold()
+        prefixed = index is not None
+        if index is None and provider is not None:
+            index = self.by_name.get(provider.casefold())
+            if index is None:
+                raise self._no_route(view, name, f"unknown provider {provider!r}{did_you_mean(provider, self.names)}")
+        if index is not None and index not in view.ok:
+            why = view.dropped[index]
+            raise self._no_route(view, name, f"provider {self.names[index]} is unavailable: {why}")
+        return index, name, key, prefixed
+
+    def _explicit_plan(self, view: Availability, index: int, name: str, key: str, *, literal: bool) -> Plan:
+        table = view.table
+        if key == "auto":
+            model = view.defaults[index]
+            if model is None:
+                raise self._no_route(
+                    view, name, f"provider {self.names[index]} lists no default {table.namespace} model"
+                )
+        else:
+            model = self._model_at(table, index, name, literal=literal)
+            if model is None:
+                why = f"provider {self.names[index]} does not list it and tier any is disabled"
+                raise self._no_route(view, name, why)
+        return Plan((index, model, "explicit"), "explicit", (), table.tiers, model)
+
+    def _model_at(self, table: Table, index: int, name: str, *, literal: bool) -> str | None:
+        """``name`` as provider ``index`` spells it: listed, else (for a bare provider=) its closest.
+
+        None when the provider does not list it, nothing of its own is close, and tier any is disabled.
+        """
+        listed = _listed(table, index, name)
+        if listed is not None:
+            return listed
+        if literal or not table.own.get(index):  # named outright, or a provider that discovers its models
+            return name
+        if "fuzzy" in table.tiers:
+            found = table.index.ranking(name.casefold()).closest_among(index, table.own[index].keys())
+            if found is not None:
+                return table.own[index][found[0]]
+        return name if "any" in table.tiers else None
+
+    def _auto_plan(self, table: Table, view: Availability, shuffler: Shuffler, requested: str) -> Plan:
+        for group in table.groups:
+            for i in shuffler.order(group):
+                model = view.defaults[i]
+                if model is not None and i in view.ok:
+                    return Plan((i, model, "any"), "auto", (), table.tiers, model)
+        raise self._no_route(view, requested, "no available provider has a default model")
+
+    def _model_plan(self, table: Table, view: Availability, shuffler: Shuffler, name: str, key: str) -> Plan:
+        pin = table.pin_for(key) if table.pins else None
+        tiers = table.tiers if pin is None else pin.then
+        if pin is not None:
+            chain = tuple((i, model or _listed(table, i, name) or name) for i, model in pin.chain if i in view.ok)
+            if chain:
+                return Plan((*chain[0], "pin"), "pin", chain[1:], tiers, name)
+        for tier in tiers:
+            found = self._match(view, shuffler, name, key, tier)
+            if found is not None:
+                first, kind, target = found
+                return Plan(first, kind, (), tiers, target)
+        if pin is not None and not tiers:
+            raise self._no_route(view, name, f"no provider of pin {pin.glob!r} is available")
+        reason = "no available provider lists it" + ("" if "any" in tiers else " and tier any is disabled")
+        raise self._no_route(view, name, reason)
+
+    def _match(
+        self, view: Availability, shuffler: Shuffler, name: str, key: str, tier: str
+    ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
+        """The first candidate ``tier`` allows: (provider, model, source), how it matched, the model that follows."""
+        table, ok = view.table, view.ok
+        if tier == "exact":
+            return _first_holder(table, ok, shuffler, key, "exact")
+        if tier == "fuzzy":
+            found = table.index.ranking(key).best(lambda m: not ok.isdisjoint(table.holders[m]))
+            if found is None:
+                return None
+            model_id, kind, _ = found
+            return _first_holder(table, ok, shuffler, table.index.names[model_id], kind)
+        for group in table.groups:
+            for i in shuffler.order(group):
+                if i in ok:
+                    return (i, name, "any"), "unchanged", name
+        return None
+
+    def _no_route(self, view: Availability, model: str, reason: str) -> NoRouteError:
+        dropped = {self.names[i]: why for i, why in view.dropped.items()}
+        for i in sorted(view.ok):
+            dropped.setdefault(self.names[i], f"available, but no match for {model!r}")
+        return NoRouteError(view.table.namespace, model, reason, dropped)
+
+
+def _first_holder(
+    table: Table, ok: frozenset[int], shuffler: Shuffler, key: str, kind: MatchKind
+) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
+    """The first available provider listing the model ``key``, in tier order, with its spelling."""
+    tier: Source = "exact" if kind == "exact" else "fuzzy"
+    for pairs in table.exact.get(key, ()):
+        for i, spelling in shuffler.order_pairs(pairs):
+            if i in ok:
+                return (i, spelling, tier), kind, spelling
+    return None
+
+
+def _listed(table: Table, index: int, name: str) -> str | None:
+    """Provider ``index``'s own spelling of ``name`` when it lists it."""
+    for pairs in table.exact.get(name.casefold(), ()):
+        for i, spelling in pairs:
+            if i == index:
+                return spelling
+    return None
