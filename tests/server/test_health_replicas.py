@@ -12,7 +12,7 @@ import requests
 
 from router.tools.cli import main
 
-from ..test_health import OUTAGE_HEALTH, through_an_outage
+from ..routing.test_health import OUTAGE_HEALTH, through_an_outage
 from ..upstreams import Reply, Status
 from .conftest import USER, media_policy
 

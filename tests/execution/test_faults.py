@@ -28,8 +28,8 @@ from router import (
     StreamInterruptedError,
 )
 
-from .conftest import FAST_RETRY, USER, http_policy
-from .upstreams import (
+from ..conftest import FAST_RETRY, USER, http_policy
+from ..upstreams import (
     PREFILL_REJECTED,
     ContentFilter,
     ContextLength,

@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 
 from router import AllProvidersFailedError, ChatCompletionChunk, Client, StreamInterruptedError
 
-from .conftest import USER, http_policy
-from .upstreams import Cut, Empty, InBandError, Malformed, NoDone, Reply, SlowFirst, Status
+from ..conftest import USER, http_policy
+from ..upstreams import Cut, Empty, InBandError, Malformed, NoDone, Reply, SlowFirst, Status
 
 RESUME_OFF = {"resume": "off"}
 

@@ -16,7 +16,7 @@ import pytest
 
 from router import AsyncClient, Client, DeadlineExceededError
 
-from .conftest import USER, http_policy
+from ..conftest import USER, http_policy
 
 BODY = json.dumps(
     {

@@ -19,7 +19,7 @@ from router.policy._yaml import parse
 from router.policy.loader import LoadedPolicy, read_policy
 from router.policy.model import json_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROUTES = ROOT / "routes.yaml"
 SCHEMA = ROOT / "schemas" / "routes.schema.json"
 

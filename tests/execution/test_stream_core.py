@@ -22,7 +22,7 @@ from router.errors import (
 from router.execution.splice import Sent, SpliceDiverged, SpliceFailed
 from router.execution.stream_core import Segment
 
-from .conftest import Clock, policy, provider
+from ..conftest import Clock, policy, provider
 
 ADAPTER = OpenAIAdapter(
     compile_policy(policy({"alpha": provider("m", base_url="http://x/v1")})).provider("alpha"), None

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from router.routing.health import HEALTHY, Change, HealthRules, KeyState, Snapshot
 from router.routing.health_core import READ, TTL_MS, Claim, Command, Failed, Read, SharedHealth, Succeeded
 
-from .conftest import Clock
+from ..conftest import Clock
 
 RULES = HealthRules(failure_threshold=2, cooldown_s=5, probes=1)
 URL = "redis://:secret@127.0.0.1:6379/0"

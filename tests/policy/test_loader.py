@@ -13,7 +13,7 @@ import yaml
 from router import PolicyError, load_policy
 from router.policy.loader import read_policy
 
-from .conftest import GOOD, issues_of, policy, provider
+from ..conftest import GOOD, issues_of, policy, provider
 
 
 class TestLoading:

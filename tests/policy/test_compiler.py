@@ -9,7 +9,7 @@ import pytest
 
 from router import NoRouteError, RetryPlan, compile_policy, load_policy
 
-from .conftest import policy, provider
+from ..conftest import policy, provider
 
 
 class TestCompiledForm:

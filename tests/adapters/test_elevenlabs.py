@@ -31,8 +31,8 @@ from router.errors import (
 from router.policy.model import BUILTIN_ADAPTERS
 from router.transport.sync import HttpResponse, RequestsTransport
 
-from .conftest import mixed_policy, policy
-from .upstreams import ContentFilter, ContextLength, ElevenLabsUpstream, InBandError, OpenAIUpstream, Reply, Status
+from ..conftest import mixed_policy, policy
+from ..upstreams import ContentFilter, ContextLength, ElevenLabsUpstream, InBandError, OpenAIUpstream, Reply, Status
 
 KEY = "xi-test-key-0123456789abcdef"
 RACHEL = "21m00Tcm4TlvDq8ikWAM"

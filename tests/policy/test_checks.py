@@ -9,7 +9,7 @@ import pytest
 from router import PolicyError, compile_policy, load_policy
 from router.policy.model import Policy
 
-from .conftest import policy, provider
+from ..conftest import policy, provider
 
 PROVIDERS = {
     "openai": provider("gpt-4o", "gpt-4o-mini", priority=10, key="OPENAI_API_KEY"),

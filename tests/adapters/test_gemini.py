@@ -23,8 +23,8 @@ from router import (
     StreamInterruptedError,
 )
 
-from .conftest import adapter_policy
-from .upstreams import (
+from ..conftest import adapter_policy
+from ..upstreams import (
     ContentFilter,
     ContextLength,
     Cut,

@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 
 from router import AsyncClient, Client, StreamInterruptedError
 
-from .conftest import USER, http_policy, mixed_policy
-from .upstreams import AnthropicUpstream, Cut, GeminiUpstream, Reply, Stall
+from ..conftest import USER, http_policy, mixed_policy
+from ..upstreams import AnthropicUpstream, Cut, GeminiUpstream, Reply, Stall
 
 ANSWER = "The answer to everything is forty-two, as computed."
 TOOL = {"id": "call_orig", "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius", "days": 3}}

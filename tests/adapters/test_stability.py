@@ -30,8 +30,8 @@ from router.errors import (
 from router.policy.model import BUILTIN_ADAPTERS
 from router.transport.sync import HttpRequest, RequestsTransport
 
-from .conftest import mixed_policy, policy
-from .upstreams import (
+from ..conftest import mixed_policy, policy
+from ..upstreams import (
     ContentFilter,
     Empty,
     Malformed,

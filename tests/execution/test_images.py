@@ -19,9 +19,9 @@ from router import AllProvidersFailedError, AsyncClient, Client, ContentFilterEr
 from router.adapters.base import ImageRequest
 from router.adapters.openai import OpenAIAdapter
 
-from .conftest import FAST_RETRY, policy
-from .upstreams import ContentFilter, Empty, Status
-from .upstreams.media import color_of, png_rgb
+from ..conftest import FAST_RETRY, policy
+from ..upstreams import ContentFilter, Empty, Status
+from ..upstreams.media import color_of, png_rgb
 
 PROMPT = "a lighthouse at dawn"
 

@@ -11,7 +11,7 @@ from router.adapters import BUILTIN, Adapter, adapter_class
 from router.adapters.openai import OpenAIAdapter
 from router.policy.model import BUILTIN_ADAPTERS
 
-from .conftest import USER, http_policy
+from ..conftest import USER, http_policy
 
 
 class TeamAdapter(OpenAIAdapter):

@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 from router import AsyncClient, BadRequestError, Client, SpeechNotGeneratedError, StreamInterruptedError
 from router.adapters.espeak import EspeakAdapter
 
-from .conftest import policy
-from .upstreams import Cut, Reply, dead_url
+from ..conftest import policy
+from ..upstreams import Cut, Reply, dead_url
 
 VOICE = {"adapter": "espeak", "auth": "none", "models": {"speech": ["espeak-ng"]}}
 TEXT = "Routing every request to the provider that can answer it."

@@ -8,7 +8,7 @@ import pytest
 
 from router import NoRouteError, Resolver
 
-from .conftest import provider
+from ..conftest import provider
 
 
 def queue(route: Any) -> list[str]:

@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 from router import AsyncClient, Client
 from router.routing.health import HealthRules, MemoryStore
 
-from .conftest import USER, http_policy
-from .upstreams import ContextLength, Reply, Status
+from ..conftest import USER, http_policy
+from ..upstreams import ContextLength, Reply, Status
 
 HEALTH = {"failure_threshold": 2, "cooldown_s": 0.4}
 NO_RETRY = {"attempts": 1}

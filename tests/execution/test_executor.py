@@ -16,8 +16,8 @@ from router import (
     ProviderTimeoutError,
 )
 
-from .conftest import USER, http_policy, provider
-from .upstreams import ContentFilter, ContextLength, Empty, Hang, Malformed, Reset, Status, dead_url
+from ..conftest import USER, http_policy, provider
+from ..upstreams import ContentFilter, ContextLength, Empty, Hang, Malformed, Reset, Status, dead_url
 
 
 def ask(client: Client, **kwargs: Any) -> Any:

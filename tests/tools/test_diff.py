@@ -24,7 +24,7 @@ from router.policy.loader import load_policy
 from router.tools.cli import _parser, main
 from router.tools.diff import DIFF_SEED, diff_policies
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROUTER = Path(sys.executable).parent / "router"
 """The console script installed next to the interpreter running the tests (.venv/bin/router)."""
 

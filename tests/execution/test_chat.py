@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 
 from router import AsyncClient, Client
 
-from .conftest import USER, http_policy
-from .upstreams import Cut, Reply
+from ..conftest import USER, http_policy
+from ..upstreams import Cut, Reply
 
 WEATHER = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
 WAYS = [(False, False), (True, False), (False, True), (True, True)]
