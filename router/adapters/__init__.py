@@ -1,5 +1,9 @@
 """Adapters: one module per wire protocol, and the registry that finds the class for a policy's name.
 
+Each adapter is pure translation (``base`` is the interface; ``sse`` and ``translate`` are shared parsing;
+``audio`` converts PCM to the formats adapters name). May import ``router.routing`` (a provider's compiled
+spec), ``router.transport`` (the wire types), ``router.errors`` and ``router.types``; never the execution.
+
 ``adapter:`` in a policy is a builtin name (:data:`router.policy.model.BUILTIN_ADAPTERS`), a name registered
 under the ``router.adapters`` entry-point group, or ``"package.module:ClassName"``.
 """

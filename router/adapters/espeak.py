@@ -7,7 +7,7 @@ API through ctypes (https://github.com/espeak-ng/espeak-ng/blob/master/src/inclu
 global state, so every call holds one process-wide lock. The callback is called once per buffer and
 "returns: 0=continue synthesis, 1=abort synthesis" (speak_lib.h): that is how a synthesis stops at the
 request's deadline or when the caller leaves, instead of running on with the lock held. Its PCM is turned
-into the requested format by :mod:`router.execution.audio`.
+into the requested format by :mod:`router.adapters.audio`.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from router.adapters import audio
 from router.adapters.base import (
     Adapter,
     ChatRequest,
@@ -45,7 +46,6 @@ from router.adapters.base import (
 )
 from router.adapters.sse import SSEEvent
 from router.errors import InvalidResponseError
-from router.execution import audio
 from router.transport.sync import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk
 

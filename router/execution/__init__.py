@@ -4,7 +4,7 @@
 and async attempts; ``chat``, ``images`` and ``speech`` build each namespace's attempt function (translate
 with the adapter, send over the transport, parse); ``stream_core`` decides a stream's commit, reads and end
 (sans-I/O), ``streaming`` is the caller's Stream and AsyncStream that drive it, and ``splice`` how a cut
-stream is continued; ``audio`` converts PCM to the asked format; ``namespaces`` are the
+stream is continued; ``namespaces`` are the
 sync client's ``chat.completions``, ``images``, ``audio.speech`` and ``models`` shells.
 
 May import: ``router.routing``, ``router.adapters``, ``router.transport``, ``router.errors``,

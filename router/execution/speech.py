@@ -1,7 +1,7 @@
 """The speech namespace's work between the client and the executor: the request, and one attempt at it.
 
 An attempt makes audio in the format the caller asked for: the provider's own when it offers that format,
-else PCM converted by :mod:`router.execution.audio` (eSpeak NG always goes that way, in-process). A voice the policy
+else PCM converted by :mod:`router.adapters.audio` (eSpeak NG always goes that way, in-process). A voice the policy
 does not list for the candidate is replaced by the candidate's first listed voice, so a request can fail
 over between providers whose voices have different names. No audio is a ``SpeechNotGeneratedError``
 (class ``empty``) and fails over.
@@ -28,9 +28,9 @@ from types import TracebackType
 from typing import Any
 
 from router import events
+from router.adapters import audio
 from router.adapters.base import Adapter, LocalSpeech, SpeechRequest
 from router.errors import BadRequestError, ProviderError, ProviderTimeoutError, SpeechNotGeneratedError
-from router.execution import audio
 from router.execution.executor import attempt_limit
 from router.execution.streaming import interrupted
 from router.routing.resolver import Candidate, ProviderSpec

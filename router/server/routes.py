@@ -22,9 +22,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from router.adapters import audio
 from router.async_client import AsyncClient
 from router.errors import StreamInterruptedError
-from router.execution import audio
 from router.execution.executor import Outcome
 from router.execution.namespaces import last_outcome
 from router.execution.speech import AsyncAudioStream

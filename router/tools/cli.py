@@ -35,9 +35,9 @@ from typing import Any
 import requests
 import structlog
 
+from router.adapters import audio
 from router.client import Client
 from router.errors import NoRouteError, PolicyError, PolicyIssue, RouterError
-from router.execution import audio
 from router.policy import checks
 from router.policy.compiler import compile_policy
 from router.policy.loader import LoadedPolicy, read_policy

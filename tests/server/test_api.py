@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from router.execution import audio
+from router.adapters import audio
 
 from ..upstreams import Reply, Status
 from ..upstreams.media import color_of, png_rgb, tone

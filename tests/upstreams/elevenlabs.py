@@ -14,7 +14,7 @@ Wire format as documented at
       voice_not_found, max_character_limit_exceeded)
 The output formats are those of the official SDK's ``TextToSpeechConvertRequestOutputFormat`` (elevenlabs-python)
 plus the wav_* formats the API added later. Audio is the real 0.5 s tone: MP3 and Ogg Opus encoded by
-router.execution.audio, pcm_* raw 16-bit little-endian mono at the named rate, ulaw/alaw G.711, wav_* a WAV file; both
+router.adapters.audio, pcm_* raw 16-bit little-endian mono at the named rate, ulaw/alaw G.711, wav_* a WAV file; both
 endpoints send it chunked. A malformed body is FastAPI's 422 ``{"detail": [{type, loc, msg, input}]}``; a voice id
 that is not an ElevenLabs id (20 letters and digits) is the 400 ``voice_not_found``. ContentFilter borrows the
 ``bad_prompt`` rejection ElevenLabs sends for prompts that violate its terms (seen on its music API): the
@@ -28,7 +28,7 @@ import re
 import uuid
 from typing import Any, ClassVar, Literal
 
-from router.execution import audio
+from router.adapters import audio
 
 from .base import MODELS, Call, Plain, Received
 from .media import MediaUpstream, companded, tone_pcm

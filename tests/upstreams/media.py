@@ -24,7 +24,7 @@ InBandError(message)      ``error(overloaded_status, message)``        the same:
 
 The media are real: :func:`png` is a PNG built with zlib and struct, a solid colour that names the upstream
 (:func:`color_of`), so a test tells who drew an image with :func:`png_rgb`; :func:`tone` is a 0.5 s sine
-encoded by :func:`router.execution.audio.encode`, which soundfile decodes. Formats nothing here can encode (AAC, JPEG,
+encoded by :func:`router.adapters.audio.encode`, which soundfile decodes. Formats nothing here can encode (AAC, JPEG,
 WebP) are a few fixed bytes behind the format's real signature: enough for a content sniffer, not a decoder.
 """
 
@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from router.execution import audio
+from router.adapters import audio
 
 from .base import (
     Call,
@@ -246,7 +246,7 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
 @functools.cache
 def tone_pcm(rate: int = audio.PCM_RATE) -> bytes:
     """``TONE_S`` seconds of a ``TONE_HZ`` sine as 16-bit little-endian mono PCM at ``rate`` Hz."""
-    import numpy  # noqa: PLC0415 - as router.execution.audio does
+    import numpy  # noqa: PLC0415 - as router.adapters.audio does
 
     t = numpy.arange(int(rate * TONE_S)) / rate
     return bytes((numpy.sin(2 * numpy.pi * TONE_HZ * t) * 12_000).astype("<i2").tobytes())

@@ -42,7 +42,7 @@ import re
 import uuid
 from typing import Any, ClassVar, Literal
 
-from router.execution import audio
+from router.adapters import audio
 
 from .base import MODELS, Call, Plain, Received, Reply, Stream, Tool, now, split_text, tokens
 from .media import MediaUpstream, parse_size, png, tone
