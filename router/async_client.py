@@ -20,9 +20,8 @@ from typing import Any, Literal, overload
 from router import events
 from router.client import ClientBase, models_of
 from router.errors import ProviderError
-from router.execution import chat, images, speech
 from router.execution.executor import Deadline, Outcome, execute_async
-from router.execution.namespaces import Namespace, ProviderChoice, model_list
+from router.execution.namespaces import Namespace, ProviderChoice, chat_call, images_call, model_list, speech_call
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
 from router.policy.model import NAMESPACES
@@ -197,28 +196,24 @@ class AsyncCompletions(Namespace):
         **kwargs: Any,
     ) -> ChatCompletion | AsyncStream:
         """:meth:`router.execution.namespaces.Completions.create`, awaited; a stream is iterated with ``async for``."""
-        client: AsyncClient = self._client
-        request = chat.chat_request(
-            messages,
+        call = chat_call(
+            self._client,
+            True,
+            model=model,
+            messages=messages,
             max_tokens=max_tokens,
+            stream=stream,
             temperature=temperature,
             top_p=top_p,
             tools=tools,
             tool_choice=tool_choice,
-            stream=stream,
-            extra={**client.defaults, **kwargs},
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
         )
-        log = events.request_logger("chat", model, request_id)
-        proxies = dict(proxies) if proxies else None
-        if stream:
-            attempt: Any = chat.stream_attempt_async(request, client.handle, proxies=proxies, log=log)
-        else:
-            attempt = chat.completion_attempt_async(request, client.handle, timeout_s=timeout, proxies=proxies)
-        outcome = await client.run("chat", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome)
-        if stream and client.resolver.stream_resume == "splice":
-            outcome.value.resumer = chat.resumer_async(client, request, outcome, proxies=proxies, log=log)
-        result: ChatCompletion | AsyncStream = outcome.value
+        outcome = await self._client.run("chat", model, call.attempt, provider=provider, log=call.log, stream=stream)
+        result: ChatCompletion | AsyncStream = self._answer(call, outcome)
         return result
 
 
@@ -240,22 +235,21 @@ class AsyncImages(Namespace):
         **kwargs: Any,
     ) -> ImagesResponse:
         """:meth:`router.execution.namespaces.Images.generate`, awaited."""
-        if response_format not in ("url", "b64_json"):
-            raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
-        client: AsyncClient = self._client
-        request = images.image_request(prompt, n=n, size=size, extra=kwargs, response_format=response_format)
-        log = events.request_logger("images", model, request_id)
-        attempt = images.image_attempt_async(
-            request,
-            response_format,
-            client.handle,
-            output_dir=client.output_dir,
-            timeout_s=timeout,
-            proxies=dict(proxies) if proxies else None,
+        call = images_call(
+            self._client,
+            True,
+            prompt,
+            model=model,
+            n=n,
+            size=size,
+            response_format=response_format,
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
         )
-        outcome = await client.run("images", model, attempt, provider=provider, log=log)
-        self._answered(outcome)
-        result: ImagesResponse = outcome.value
+        outcome = await self._client.run("images", model, call.attempt, provider=provider, log=call.log)
+        result: ImagesResponse = self._answer(call, outcome)
         return result
 
     create = generate
@@ -302,31 +296,25 @@ class AsyncSpeech(Namespace):
         **kwargs: Any,
     ) -> str | AsyncAudioStream:
         """:meth:`router.execution.namespaces.Speech.create`, awaited; a stream is iterated with ``async for``."""
-        client: AsyncClient = self._client
-        request = speech.speech_request(
+        call = speech_call(
+            self._client,
+            True,
             input if input is not None else input_text,
+            model=model,
             voice=voice,
             response_format=response_format,
             instructions=instructions,
             speed=speed,
-            extra=kwargs,
-        )
-        log = events.request_logger("speech", model, request_id)
-        attempt = speech.speech_attempt_async(
-            request,
-            client.handle,
             stream=stream,
             chunk_size=chunk_size,
-            timeout_s=timeout,
-            proxies=dict(proxies) if proxies else None,
-            log=log,
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
         )
-        outcome = await client.run("speech", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome)
-        if stream:
-            result: AsyncAudioStream = outcome.value
-            return result
-        return speech.save(outcome.value, response_format, client.output_dir)
+        outcome = await self._client.run("speech", model, call.attempt, provider=provider, log=call.log, stream=stream)
+        result: str | AsyncAudioStream = self._answer(call, outcome)
+        return result
 
 
 class AsyncModels:

@@ -7,8 +7,9 @@ both to ``Client.run``, which resolves, executes and logs. Created lazily, once 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol, overload
@@ -27,6 +28,7 @@ from router.types import ChatCompletion, ImagesResponse, Model, ModelList
 __all__ = [
     "AsyncClientCore",
     "Audio",
+    "Call",
     "Chat",
     "ClientCore",
     "Completions",
@@ -35,8 +37,11 @@ __all__ = [
     "Namespace",
     "ProviderChoice",
     "Speech",
+    "chat_call",
+    "images_call",
     "last_outcome",
     "model_list",
+    "speech_call",
 ]
 
 ProviderChoice = str | type[Adapter] | None
@@ -115,6 +120,145 @@ class Namespace:
         self.last_provider, self.last_model = outcome.candidate.provider, outcome.candidate.model
         _LAST_OUTCOME.set(outcome)
 
+    def _answer(self, call: Call, outcome: Outcome[Any]) -> Any:
+        """What the caller gets from ``call``'s successful ``outcome`` (remembering who answered)."""
+        self._answered(outcome)
+        return call.finish(outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One client call with its arguments checked, ready for ``Client.run`` or ``AsyncClient.run``.
+
+    Built once, by :func:`chat_call`, :func:`images_call` or :func:`speech_call`, for both clients: their
+    namespaces only run it and hand back ``finish(outcome)``, so the sync and async shells share every
+    decision about a call but the ``await``.
+    """
+
+    attempt: Any
+    """The executor's attempt function (a coroutine function for the async client)."""
+    log: events.Logger
+    """The call's logger, bound to its request id, namespace and requested model."""
+    finish: Callable[[Outcome[Any]], Any]
+    """The successful outcome -> what the caller gets (a resumable stream, a saved file's path, ...)."""
+
+
+def chat_call(
+    client: Any,
+    asynchronous: bool,
+    *,
+    model: str,
+    messages: Iterable[Mapping[str, Any]],
+    max_tokens: int | None,
+    stream: bool,
+    temperature: float | None,
+    top_p: float | None,
+    tools: Iterable[Mapping[str, Any]] | None,
+    tool_choice: Any,
+    timeout: float | None,
+    proxies: Proxies | None,
+    request_id: str | None,
+    extra: Mapping[str, Any],
+) -> Call:
+    """``chat.completions.create``'s call; a stream gets its way back (``stream.resume: splice``) on success."""
+    request = chat.chat_request(
+        messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        tools=tools,
+        tool_choice=tool_choice,
+        stream=stream,
+        extra={**client.defaults, **extra},
+    )
+    log = events.request_logger("chat", model, request_id)
+    sent_through = dict(proxies) if proxies else None
+    attempt: Any
+    if stream:
+        opens = chat.stream_attempt_async if asynchronous else chat.stream_attempt
+        attempt = opens(request, client.handle, proxies=sent_through, log=log)
+    else:
+        sends = chat.completion_attempt_async if asynchronous else chat.completion_attempt
+        attempt = sends(request, client.handle, timeout_s=timeout, proxies=sent_through)
+
+    def finish(outcome: Outcome[Any]) -> Any:
+        if stream and client.resolver.stream_resume == "splice":
+            resumer = chat.resumer_async if asynchronous else chat.resumer
+            outcome.value.resumer = resumer(client, request, outcome, proxies=sent_through, log=log)
+        return outcome.value
+
+    return Call(attempt, log, finish)
+
+
+def images_call(
+    client: Any,
+    asynchronous: bool,
+    prompt: str,
+    *,
+    model: str,
+    n: int,
+    size: str | None,
+    response_format: Literal["url", "b64_json"],
+    timeout: float | None,
+    proxies: Proxies | None,
+    request_id: str | None,
+    extra: Mapping[str, Any],
+) -> Call:
+    """``images.generate``'s call."""
+    if response_format not in ("url", "b64_json"):
+        raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
+    request = images.image_request(prompt, n=n, size=size, extra=extra, response_format=response_format)
+    log = events.request_logger("images", model, request_id)
+    draws = images.image_attempt_async if asynchronous else images.image_attempt
+    attempt = draws(
+        request,
+        response_format,
+        client.handle,
+        output_dir=client.output_dir,
+        timeout_s=timeout,
+        proxies=dict(proxies) if proxies else None,
+    )
+    return Call(attempt, log, lambda outcome: outcome.value)
+
+
+def speech_call(
+    client: Any,
+    asynchronous: bool,
+    text: str | None,
+    *,
+    model: str,
+    voice: str | None,
+    response_format: str,
+    instructions: str | None,
+    speed: float | None,
+    stream: bool,
+    chunk_size: int,
+    timeout: float | None,
+    proxies: Proxies | None,
+    request_id: str | None,
+    extra: Mapping[str, Any],
+) -> Call:
+    """``audio.speech.create``'s call: the stream, or the path of the file the audio was saved to."""
+    request = speech.speech_request(
+        text, voice=voice, response_format=response_format, instructions=instructions, speed=speed, extra=extra
+    )
+    log = events.request_logger("speech", model, request_id)
+    speaks = speech.speech_attempt_async if asynchronous else speech.speech_attempt
+    attempt = speaks(
+        request,
+        client.handle,
+        stream=stream,
+        chunk_size=chunk_size,
+        timeout_s=timeout,
+        proxies=dict(proxies) if proxies else None,
+        log=log,
+    )
+
+    def finish(outcome: Outcome[Any]) -> Any:
+        return outcome.value if stream else speech.save(outcome.value, response_format, client.output_dir)
+
+    return Call(attempt, log, finish)
+
 
 _LAST_OUTCOME: ContextVar[Outcome[Any] | None] = ContextVar("router_last_outcome", default=None)
 
@@ -164,28 +308,24 @@ class Completions(Namespace):
         this returns once the first content has arrived, as a :class:`~router.execution.streaming.Stream` of
         ``ChatCompletionChunk``; nothing of a provider that failed before that is ever yielded.
         """
-        client = self._client
-        request = chat.chat_request(
-            messages,
+        call = chat_call(
+            self._client,
+            False,
+            model=model,
+            messages=messages,
             max_tokens=max_tokens,
+            stream=stream,
             temperature=temperature,
             top_p=top_p,
             tools=tools,
             tool_choice=tool_choice,
-            stream=stream,
-            extra={**client.defaults, **kwargs},
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
         )
-        log = events.request_logger("chat", model, request_id)
-        proxies = dict(proxies) if proxies else None
-        if stream:
-            attempt: Any = chat.stream_attempt(request, client.handle, proxies=proxies, log=log)
-        else:
-            attempt = chat.completion_attempt(request, client.handle, timeout_s=timeout, proxies=proxies)
-        outcome = client.run("chat", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome)
-        if stream and client.resolver.stream_resume == "splice":
-            outcome.value.resumer = chat.resumer(client, request, outcome, proxies=proxies, log=log)
-        result: ChatCompletion | Stream = outcome.value
+        outcome = self._client.run("chat", model, call.attempt, provider=provider, log=call.log, stream=stream)
+        result: ChatCompletion | Stream = self._answer(call, outcome)
         return result
 
 
@@ -212,22 +352,22 @@ class Images(Namespace):
         providers that can return bytes, and URLs that come back anyway are fetched and encoded; bytes become
         ``data:`` URLs for ``url`` (``file://`` URLs of written files when the client has an ``output_dir``).
         """
-        if response_format not in ("url", "b64_json"):
-            raise ValueError(f"response_format must be 'url' or 'b64_json', not {response_format!r}")
-        client = self._client
-        request = images.image_request(prompt, n=n, size=size, extra=kwargs, response_format=response_format)
-        log = events.request_logger("images", model, request_id)
-        attempt = images.image_attempt(
-            request,
-            response_format,
-            client.handle,
-            output_dir=client.output_dir,
-            timeout_s=timeout,
-            proxies=dict(proxies) if proxies else None,
+        call = images_call(
+            self._client,
+            False,
+            prompt,
+            model=model,
+            n=n,
+            size=size,
+            response_format=response_format,
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
         )
-        outcome = client.run("images", model, attempt, provider=provider, log=log)
-        self._answered(outcome)
-        result: ImagesResponse = outcome.value
+        result: ImagesResponse = self._answer(
+            call, self._client.run("images", model, call.attempt, provider=provider, log=call.log)
+        )
         return result
 
     create = generate
@@ -277,31 +417,25 @@ class Speech(Namespace):
         directory), named with the format as its extension. ``stream=True`` returns an iterator of audio
         chunks of at most ``chunk_size`` bytes, as they arrive from the provider. Empty input is a ValueError.
         """
-        client = self._client
-        request = speech.speech_request(
+        call = speech_call(
+            self._client,
+            False,
             input if input is not None else input_text,
+            model=model,
             voice=voice,
             response_format=response_format,
             instructions=instructions,
             speed=speed,
-            extra=kwargs,
-        )
-        log = events.request_logger("speech", model, request_id)
-        attempt = speech.speech_attempt(
-            request,
-            client.handle,
             stream=stream,
             chunk_size=chunk_size,
-            timeout_s=timeout,
-            proxies=dict(proxies) if proxies else None,
-            log=log,
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
         )
-        outcome = client.run("speech", model, attempt, provider=provider, log=log, stream=stream)
-        self._answered(outcome)
-        if stream:
-            result: AudioStream = outcome.value
-            return result
-        return speech.save(outcome.value, response_format, client.output_dir)
+        outcome = self._client.run("speech", model, call.attempt, provider=provider, log=call.log, stream=stream)
+        result: str | AudioStream = self._answer(call, outcome)
+        return result
 
 
 class Models:

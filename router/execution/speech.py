@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import tempfile
 import threading
 import time
@@ -25,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from router import events
 from router.adapters import audio
@@ -231,26 +232,48 @@ class _Budget:
         return min(self.read_timeout_s, left)
 
 
-class AudioStream:
-    """Audio bytes as they arrive, after the first ones: iterate it; ``close()`` (or ``with``) stops early."""
+R = TypeVar("R", StreamResponse, AsyncStreamResponse)
+Rest = TypeVar("Rest", Iterator[bytes], AsyncIterator[bytes])
+
+
+class _Audio(Generic[R, Rest]):
+    """What both audio streams hold and decide: the first bytes (the commit), the rest, each read's budget,
+    and what a break after the commit becomes."""
 
     def __init__(
         self,
         first: bytes,
-        rest: Iterator[bytes],
+        rest: Rest,
         candidate: Candidate,
         log: events.Logger,
         *,
-        response: StreamResponse | None = None,
+        response: R | None = None,
         budget: _Budget | None = None,
     ) -> None:
         self.provider, self.model = candidate.provider, candidate.model
         self._first: bytes | None = first
-        self._rest = rest
+        self._rest: Rest = rest
         self._log = log
-        self._response = response
+        self._response: R | None = response
         self._budget = budget
         self._delivered = 0
+
+    def _take_first(self) -> bytes | None:
+        first, self._first = self._first, None
+        return first
+
+    def _sent(self) -> None:
+        """One chunk reached the caller: the next read may wait at most what the budget allows."""
+        self._delivered += 1
+        if self._budget is not None and self._response is not None:
+            self._response.set_read_timeout(self._budget.next_read())
+
+    def _broke(self, exc: ProviderError) -> Exception:
+        return interrupted(self._log, self.provider, self.model, exc, self._delivered, what="audio stream")
+
+
+class AudioStream(_Audio[StreamResponse, Iterator[bytes]]):
+    """Audio bytes as they arrive, after the first ones: iterate it; ``close()`` (or ``with``) stops early."""
 
     @classmethod
     def open(  # noqa: PLR0917 - the attempt's own values, passed straight through
@@ -279,24 +302,14 @@ class AudioStream:
         pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
         return cls(pieces[0], iter(pieces[1:]), candidate, log)
 
-    def _bound(self) -> None:
-        if self._budget is not None and self._response is not None:
-            self._response.set_read_timeout(self._budget.next_read())
-
     def __iter__(self) -> Iterator[bytes]:
         try:
-            if self._first is not None:
-                first, self._first = self._first, None
-                self._delivered += 1
-                yield first
-                self._bound()
-            for chunk in self._rest:
+            for chunk in itertools.chain((self._take_first() or b"",), self._rest):
                 if chunk:
-                    self._delivered += 1
                     yield chunk
-                    self._bound()
+                    self._sent()
         except ProviderError as exc:
-            raise interrupted(self._log, self.provider, self.model, exc, self._delivered, what="audio stream") from exc
+            raise self._broke(exc) from exc
         finally:
             self.close()
 
@@ -315,26 +328,8 @@ class AudioStream:
         self.close()
 
 
-class AsyncAudioStream:
+class AsyncAudioStream(_Audio[AsyncStreamResponse, AsyncIterator[bytes]]):
     """:class:`AudioStream` for ``async for``; ``await close()`` (or ``async with``) stops early."""
-
-    def __init__(
-        self,
-        first: bytes,
-        rest: AsyncIterator[bytes],
-        candidate: Candidate,
-        log: events.Logger,
-        *,
-        response: AsyncStreamResponse | None = None,
-        budget: _Budget | None = None,
-    ) -> None:
-        self.provider, self.model = candidate.provider, candidate.model
-        self._first: bytes | None = first
-        self._rest = rest
-        self._log = log
-        self._response = response
-        self._budget = budget
-        self._delivered = 0
 
     @classmethod
     async def open(  # noqa: PLR0917 - the attempt's own values, passed straight through
@@ -372,24 +367,17 @@ class AsyncAudioStream:
 
         return cls(pieces[0], rest(), candidate, log)
 
-    def _bound(self) -> None:
-        if self._budget is not None and self._response is not None:
-            self._response.set_read_timeout(self._budget.next_read())
-
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            if self._first is not None:
-                first, self._first = self._first, None
-                self._delivered += 1
+            if first := self._take_first():
                 yield first
-                self._bound()
+                self._sent()
             async for chunk in self._rest:
                 if chunk:
-                    self._delivered += 1
                     yield chunk
-                    self._bound()
+                    self._sent()
         except ProviderError as exc:
-            raise interrupted(self._log, self.provider, self.model, exc, self._delivered, what="audio stream") from exc
+            raise self._broke(exc) from exc
         finally:
             await self.close()
 
