@@ -20,6 +20,7 @@ from typing import Any, Literal, overload
 from router import events
 from router.client import ClientBase, models_of
 from router.errors import ProviderError
+from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute_async
 from router.execution.namespaces import Namespace, ProviderChoice, chat_call, images_call, model_list, speech_call
 from router.execution.speech import AsyncAudioStream
@@ -87,16 +88,19 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
         provider: ProviderChoice,
         log: events.Logger,
         stream: bool = False,
+        content: Any = None,
     ) -> Outcome[Any]:
         """Resolve, log the route, execute with the coroutine ``attempt``, and record who answered."""
         started = time.monotonic()
-        await self.discover(namespace)
-        if self.resolver.costly(namespace, model):  # a cold search of a large policy: off the event loop
-            route = await asyncio.to_thread(self.begin, namespace, model, provider, log)
-        else:
-            route = self.begin(namespace, model, provider, log)
-        deadline = Deadline(self.resolver.deadline_s)
-        outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline, health=self.health)
+        with tracing.request_span(namespace, model, log, content) as span:
+            await self.discover(namespace)
+            if self.resolver.costly(namespace, model):  # a cold search of a large policy: off the event loop
+                route = await asyncio.to_thread(self.begin, namespace, model, provider, log)
+            else:
+                route = self.begin(namespace, model, provider, log)
+            deadline = Deadline(self.resolver.deadline_s)
+            outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline, health=self.health)
+            tracing.request_succeeded(span, outcome)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
 
@@ -212,7 +216,9 @@ class AsyncCompletions(Namespace):
             request_id=request_id,
             extra=kwargs,
         )
-        outcome = await self._client.run("chat", model, call.attempt, provider=provider, log=call.log, stream=stream)
+        outcome = await self._client.run(
+            "chat", model, call.attempt, provider=provider, log=call.log, stream=stream, content=call.content
+        )
         result: ChatCompletion | AsyncStream = self._answer(call, outcome)
         return result
 

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from router import events
 from router.adapters import Adapter, adapter_class
 from router.errors import InvalidResponseError, ProviderError, did_you_mean
+from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute
 from router.execution.namespaces import Audio, Chat, Images, Models, ProviderChoice
 from router.policy.compiler import compile_policy
@@ -314,13 +315,17 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
         provider: ProviderChoice,
         log: events.Logger,
         stream: bool = False,
+        content: Any = None,
     ) -> Outcome[Any]:
-        """Resolve, log the route, execute with ``attempt``, and record who answered."""
+        """Resolve, log the route, execute with ``attempt``, and record who answered. ``content`` is what was
+        asked (chat messages), recorded in a trace only when the application allows message content there."""
         started = time.monotonic()
-        self.discover(namespace)
-        route = self.begin(namespace, model, provider, log)
-        deadline = Deadline(self._resolver.deadline_s)
-        outcome = execute(self._resolver, route, attempt, log=log, deadline=deadline, health=self.health)
+        with tracing.request_span(namespace, model, log, content) as span:
+            self.discover(namespace)
+            route = self.begin(namespace, model, provider, log)
+            deadline = Deadline(self._resolver.deadline_s)
+            outcome = execute(self._resolver, route, attempt, log=log, deadline=deadline, health=self.health)
+            tracing.request_succeeded(span, outcome)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
 

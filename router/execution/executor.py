@@ -40,6 +40,7 @@ from router.errors import (
     ProviderConnectionError,
     ProviderError,
 )
+from router.execution import tracing
 from router.routing.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
 from router.routing.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
 
@@ -191,6 +192,8 @@ class _Walk:
         self.failed_keys: set[str] = set()
         """Health keys that failed during this request (their state must be cleared on success)."""
         self._later: list[Candidate] = []
+        self.failed_span: Any = None
+        """The last failed attempt's span, ended by :meth:`decided` with what the walk did next."""
 
     def runners(self, attempt: Any) -> Iterator[tuple[int, _Runner[Any]]]:
         """The queue in health order: healthy and half-open candidates in place, cooled-down ones last."""
@@ -242,8 +245,16 @@ class _Walk:
     def fails_over(self, exc: ProviderError) -> bool:
         """Log the candidate's last failure with what happens next; False means raise it to the caller."""
         action = "failover" if exc.error_class in self.resolver.failover_error_classes else "raise"
-        _log_attempt(self.log, self.attempts[-1], action)
+        self.decided(action)
         return action == "failover"
+
+    def decided(self, action: str) -> None:
+        """The last failed attempt's fate (retry, failover, raise): one ``attempt_failed`` event, and the end of
+        its trace span."""
+        attempt = self.attempts[-1]
+        _log_attempt(self.log, attempt, action)
+        tracing.attempt_failed(self.failed_span, attempt.error_class, action)
+        self.failed_span = None
 
     def outcome(self, runner: _Runner[Any], value: T, position: int) -> Outcome[T]:
         candidate = runner.candidate
@@ -275,6 +286,8 @@ class _Runner(Generic[T]):
         self.async_health: AsyncHealthStore | None = None
         self.count = 0
         self.elapsed_ms = 0.0
+        self.span: Any = None
+        """The running attempt's trace span, when something traces (router.execution.tracing)."""
         self._next_wait = 0.0
 
     def run(self) -> T:
@@ -284,7 +297,7 @@ class _Runner(Generic[T]):
         except ProviderError as exc:
             if not self._retries(exc):
                 raise
-        _log_attempt(self.log, self.attempts[-1], "retry")
+        self.walk.decided("retry")
         time.sleep(self._next_wait)
         return Retrying(**self._strategy())(self.once)
 
@@ -295,7 +308,7 @@ class _Runner(Generic[T]):
         except ProviderError as exc:
             if not self._retries(exc):
                 raise
-        _log_attempt(self.log, self.attempts[-1], "retry")
+        self.walk.decided("retry")
         await asyncio.sleep(self._next_wait)
         value: T = await AsyncRetrying(**self._strategy())(self.once_async)
         return value
@@ -312,33 +325,50 @@ class _Runner(Generic[T]):
     def once(self) -> T:
         started = self._begin()
         try:
-            return self.attempt(self.candidate, self.spec, self.deadline.remaining())  # type: ignore[no-any-return]
+            value: T = self.attempt(self.candidate, self.spec, self.deadline.remaining())
         except ProviderError as exc:
             self._failed(exc, started)
             if self.health is not None and (counted := self._counted(exc)):
                 self.walk.changed(self.candidate, self.health.failed(self.key, self.walk.resolver.health, *counted))
             raise
+        except BaseException:
+            self._interrupted()
+            raise
         finally:
             self.elapsed_ms = (time.monotonic() - started) * 1000
+        tracing.attempt_succeeded(self.span, self.candidate.model, value)
+        return value
 
     async def once_async(self) -> T:
         started = self._begin()
         try:
-            return await self.attempt(self.candidate, self.spec, self.deadline.remaining())  # type: ignore[no-any-return]
+            value: T = await self.attempt(self.candidate, self.spec, self.deadline.remaining())
         except ProviderError as exc:
             self._failed(exc, started)
             if self.async_health is not None and (counted := self._counted(exc)):
                 rules = self.walk.resolver.health
                 self.walk.changed(self.candidate, await self.async_health.failed(self.key, rules, *counted))
             raise
+        except BaseException:
+            self._interrupted()
+            raise
         finally:
             self.elapsed_ms = (time.monotonic() - started) * 1000
+        tracing.attempt_succeeded(self.span, self.candidate.model, value)
+        return value
 
     def _begin(self) -> float:
         self.count += 1
+        self.span = tracing.attempt_started(self.walk.route.namespace, self.candidate, self.count)
         return time.monotonic()
 
+    def _interrupted(self) -> None:
+        """The attempt was abandoned (cancelled, or a bug): its span ends with no action taken."""
+        tracing.attempt_failed(self.span, "cancelled", "raise")
+        self.span = None
+
     def _failed(self, exc: ProviderError, started: float) -> None:
+        self.walk.failed_span, self.span = self.span, None  # ended once the walk decides what comes next
         exc.provider, exc.model = self.candidate.provider, self.candidate.model
         elapsed_ms = (time.monotonic() - started) * 1000
         candidate = self.candidate
@@ -401,7 +431,7 @@ class _Runner(Generic[T]):
         return self._next_wait
 
     def _before_sleep(self, state: RetryCallState) -> None:
-        _log_attempt(self.log, self.attempts[-1], "retry")
+        self.walk.decided("retry")
 
 
 def count_failure(

@@ -68,6 +68,7 @@ class ClientCore(Protocol):
         provider: ProviderChoice,
         log: events.Logger,
         stream: bool = False,
+        content: Any = None,
     ) -> Outcome[Any]: ...
 
 
@@ -103,6 +104,7 @@ class AsyncClientCore(Protocol):
         provider: ProviderChoice,
         log: events.Logger,
         stream: bool = False,
+        content: Any = None,
     ) -> Outcome[Any]: ...
 
 
@@ -141,6 +143,8 @@ class Call:
     """The call's logger, bound to its request id, namespace and requested model."""
     finish: Callable[[Outcome[Any]], Any]
     """The successful outcome -> what the caller gets (a resumable stream, a saved file's path, ...)."""
+    content: Any = None
+    """What was asked (chat messages), for a trace that may record message content."""
 
 
 def chat_call(
@@ -187,7 +191,7 @@ def chat_call(
             outcome.value.resumer = resumer(client, request, outcome, proxies=sent_through, log=log)
         return outcome.value
 
-    return Call(attempt, log, finish)
+    return Call(attempt, log, finish, request.messages)
 
 
 def images_call(
@@ -324,7 +328,9 @@ class Completions(Namespace):
             request_id=request_id,
             extra=kwargs,
         )
-        outcome = self._client.run("chat", model, call.attempt, provider=provider, log=call.log, stream=stream)
+        outcome = self._client.run(
+            "chat", model, call.attempt, provider=provider, log=call.log, stream=stream, content=call.content
+        )
         result: ChatCompletion | Stream = self._answer(call, outcome)
         return result
 

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 import router
 from router import events
 from router.errors import RouterError
+from router.execution import tracing
 from router.server.errors import GatewayError, error_body, from_exception
 from router.server.metrics import Metrics
 from router.server.middleware import BodyLimit, GatewayKeys, RequestContext
@@ -43,6 +44,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     metrics = Metrics()
     configure_logging(settings.log_format, metrics)
+    tracing.configure_from_environment()  # traces only when the standard OTEL_* variables ask for them
     state = PolicyState(
         settings.policy or default_policy_source(),
         on_reload=lambda result: metrics.reloads.labels(result).inc(),
@@ -64,6 +66,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await state.close()
+            tracing.flush()
 
     app = FastAPI(
         title="router",
