@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
+    "RESERVED",
     "GatewaySettings",
     "RouterSettings",
     "ca_bundle",
@@ -27,6 +28,31 @@ __all__ = [
     "present_keys",
     "state_url",
 ]
+
+
+RESERVED = frozenset(
+    {
+        "proxies",
+        "timeout",
+        "provider",
+        "request_id",
+        "chunk_size",
+        "api_key",
+        "input_text",
+        "stream",
+        "model",
+        "exclude",
+        "output_dir",
+        "health",
+        "policy",
+        "headers",
+        "extra_headers",
+        "base_url",
+    }
+)
+"""The library's own call arguments (and names a body could confuse with them): never passed through from a
+gateway request body, whatever ``ROUTER_PASSTHROUGH_FIELDS`` says
+(:mod:`router.server.bodies`)."""
 
 
 class RouterSettings(BaseSettings):
@@ -82,8 +108,6 @@ class GatewaySettings(BaseSettings):
     @field_validator("passthrough_fields")
     @classmethod
     def _not_reserved(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from router.server.bodies import RESERVED  # noqa: PLC0415 - the gateway's own rule, loaded with it
-
         if taken := sorted(set(value) & RESERVED):
             raise ValueError(f"{', '.join(taken)} can never be passed through from a request body")
         return value

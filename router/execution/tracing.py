@@ -56,9 +56,7 @@ def _tracer() -> Any:
     if type(provider).__name__ in _DISABLED_PROVIDERS:
         return None
     if _cached is None or _cached[0] is not provider:
-        from router import __version__  # noqa: PLC0415 - a cycle at import time otherwise
-
-        _cached = (provider, provider.get_tracer("router", __version__))
+        _cached = (provider, provider.get_tracer("router"))
     return _cached[1]
 
 

@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
+from importlib import metadata
 from typing import Any
 
 import structlog
@@ -23,7 +24,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-import router
 from router import events
 from router.errors import RouterError
 from router.execution import tracing
@@ -70,7 +70,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="router",
-        version=router.__version__,
+        version=metadata.version("router"),
         description="An OpenAI-compatible gateway that routes chat, image and speech requests by a YAML policy.",
         lifespan=lifespan,
     )

@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 from router.routing.resolver import check_model_name
 from router.server.errors import GatewayError
+from router.settings import RESERVED
 
 __all__ = [
     "RESERVED",
@@ -33,27 +34,6 @@ __all__ = [
     "extras",
 ]
 
-RESERVED = frozenset(
-    {
-        "proxies",
-        "timeout",
-        "provider",
-        "request_id",
-        "chunk_size",
-        "api_key",
-        "input_text",
-        "stream",
-        "model",
-        "exclude",
-        "output_dir",
-        "health",
-        "policy",
-        "headers",
-        "extra_headers",
-        "base_url",
-    }
-)
-"""Names that are never passed through from a body, whatever ``ROUTER_PASSTHROUGH_FIELDS`` says."""
 
 ModelName = Annotated[StrictStr, AfterValidator(check_model_name)]
 Number = StrictFloat | StrictInt
