@@ -25,6 +25,7 @@ __all__ = [
     "health_store_restored",
     "health_store_unavailable",
     "malformed_event",
+    "policy_deprecated",
     "policy_loaded",
     "policy_rejected",
     "provider_cooled_down",
@@ -48,6 +49,7 @@ EVENTS = (
     "stream_interrupted",
     "malformed_event",
     "policy_loaded",
+    "policy_deprecated",
     "policy_rejected",
     "provider_cooled_down",
     "provider_recovered",
@@ -208,6 +210,11 @@ def unexpected_error(*, path: str) -> None:
 def policy_loaded(path: str, sha256: str, providers: int) -> None:
     """A policy was read, validated and compiled, and now routes requests."""
     _base().info("policy_loaded", path=path, sha256=sha256, providers=providers)
+
+
+def policy_deprecated(path: str, sha256: str, warnings: Sequence[str]) -> None:
+    """A policy that now serves still uses deprecated spellings; ``warnings`` say where and what to write."""
+    _base().warning("policy_deprecated", path=path, sha256=sha256, warnings=list(warnings))
 
 
 def policy_rejected(path: str, sha256: str, errors: Sequence[str]) -> None:

@@ -44,6 +44,8 @@ class Loaded:
     sha256: str
     loaded_at: float
     providers: int
+    deprecations: tuple[str, ...] = ()
+    """Deprecated spellings the file still uses (``file:line:col: retry.on: deprecated, use ...``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +144,14 @@ class PolicyState:
             return
         previous = self.current
         self.rejected = None
-        self.current = Loaded(client, str(self.path), loaded_policy.sha256, time.time(), len(client.resolver.providers))
-        events.policy_loaded(str(self.path), loaded_policy.sha256, len(client.resolver.providers))
+        deprecations = tuple(
+            str(dataclasses.replace(issue, file=Path(issue.file).name)) for issue in loaded_policy.deprecations
+        )
+        providers = len(client.resolver.providers)
+        self.current = Loaded(client, str(self.path), loaded_policy.sha256, time.time(), providers, deprecations)
+        events.policy_loaded(str(self.path), loaded_policy.sha256, providers)
+        if deprecations:
+            events.policy_deprecated(str(self.path), loaded_policy.sha256, deprecations)
         self._on_reload("loaded")
         if previous is not None:
             asyncio.get_running_loop().create_task(self._retire(previous))
@@ -186,6 +194,7 @@ class PolicyState:
                 "sha256": loaded.sha256,
                 "loaded_at": loaded.loaded_at,
                 "providers": loaded.providers,
+                "deprecations": list(loaded.deprecations),
             },
             "last_rejected": None
             if self.rejected is None

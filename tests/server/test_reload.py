@@ -7,6 +7,7 @@ import re
 import threading
 from typing import Any
 
+import pytest
 import requests
 import yaml
 
@@ -144,3 +145,19 @@ class TestInFlight:
         gw.write_policy(media_policy(beta))
         eventually(lambda: who_answers(gw) == "beta", timeout_s=2)
         eventually(lambda: not alpha._open, timeout_s=2)
+
+
+class TestDeprecations:
+    @pytest.mark.filterwarnings("ignore:.*retry.on. deprecated:DeprecationWarning")
+    def test_a_deprecated_spelling_serves_and_says_where(self, openai_upstreams: Any, gateway: Any) -> None:
+        """A policy with the old ``retry.on`` key loads and routes; /readyz lists the located deprecation, and
+        a later file without it lists none."""
+        (alpha,) = openai_upstreams("alpha")
+        policy = media_policy(alpha)
+        old = policy | {"retry": {**policy["retry"], "on": ["server_error"]}}
+        gw = gateway(old)
+        (warning,) = gw.readiness()["policy"]["deprecations"]
+        assert re.fullmatch(r"routes\.yaml:\d+:\d+: retry\.on: deprecated, use retry\.error_classes", warning)
+        assert who_answers(gw) == "alpha"
+        gw.write_policy(policy | {"retry": {**policy["retry"], "error_classes": ["server_error"]}})
+        eventually(lambda: gw.readiness()["policy"]["deprecations"] == [], timeout_s=2)
