@@ -26,11 +26,12 @@ from starlette.exceptions import HTTPException
 import router
 from router import events
 from router.errors import RouterError
+from router.server.bodies import invalid
 from router.server.errors import GatewayError, error_body, from_exception
 from router.server.metrics import Metrics
 from router.server.middleware import BodyLimit, GatewayKeys, RequestContext
 from router.server.policy_state import PolicyState
-from router.server.routes import AudioAborted, build_router
+from router.server.routes import BODIES, AudioAborted, Endpoints, build_router
 from router.settings import GatewaySettings, default_policy_source
 
 __all__ = ["create_app"]
@@ -72,18 +73,35 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
-    app.include_router(build_router(state, metrics, settings))
+    routes, endpoints = build_router(state, metrics, settings)
+    app.include_router(routes)
     for kind in (GatewayError, RouterError, ValueError):  # expected errors: answered, not logged as crashes
         app.add_exception_handler(kind, _handle)
     app.add_exception_handler(Exception, _handle)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
+    app.add_middleware(Endpoints, endpoints=endpoints)  # innermost: after the key check and the body limit
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(GatewayKeys, keys=keys)
     app.add_middleware(RequestContext)
+    _describe_bodies(app)
     app.state.policy = state
     app.state.metrics = metrics
     return app
+
+
+def _describe_bodies(app: FastAPI) -> None:
+    """Add the request body models to the app's OpenAPI document (the endpoints parse bodies themselves)."""
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = describe()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in BODIES:
+            schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
@@ -94,26 +112,8 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    if errors:
-        first = errors[0]
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body" and not _union_tag(part))
-        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-        param = where or None
-    else:
-        message, param = "invalid request", None
-    if any(error.get("type") == "json_invalid" for error in errors):
-        message, param = "the request body is not valid JSON", None
-    return JSONResponse(error_body(message, "invalid_request_error", None, param), status_code=400)
-
-
-_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
-
-
-def _union_tag(part: object) -> bool:
-    """Whether a validation error's location part names a member of a union (``float``, ``list[str]``), not a
-    field: OpenAI's ``param`` is the field (``temperature``, not ``temperature.float``)."""
-    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or "(" in part)
+    status, body = from_exception(invalid(exc.errors() if isinstance(exc, RequestValidationError) else []))
+    return JSONResponse(body, status_code=status)
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
