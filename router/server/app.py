@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pydantic_core
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -138,13 +139,19 @@ def _only_interruptions(exc: BaseException | None) -> bool:
     return isinstance(exc, AudioAborted)
 
 
+def _json_line(event: Any, **_: Any) -> str:
+    """One event as a JSON line, by pydantic's serialiser (a quarter of ``json.dumps``' time); what JSON
+    cannot hold is written as its ``repr``, as structlog's own renderer does."""
+    return pydantic_core.to_json(event, fallback=repr).decode()
+
+
 def configure_logging(log_format: str, metrics: Metrics | None = None) -> None:
     """The gateway's logging: events counted into ``metrics``, then rendered as JSON lines or for a console."""
     uvicorn_errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _AbortedStreams) for f in uvicorn_errors.filters):
         uvicorn_errors.addFilter(_AbortedStreams())
     console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
-    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(_json_line)
     processors: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

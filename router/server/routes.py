@@ -247,7 +247,7 @@ class _Call:
         """How the request ends; a stream that breaks after its commit sets "interrupted"."""
         self.provider = ""
         self.outcome: Outcome[Any] | None = None
-        metrics.in_flight.labels(namespace).inc()
+        metrics.child(metrics.in_flight, namespace).inc()
 
     async def settle(self, work: Coroutine[Any, Any, T]) -> T:
         """Await ``work`` (the client's call), unless the caller goes away first: then ``work`` is cancelled --
@@ -288,7 +288,7 @@ class _Call:
         """The answer (for a stream: its first content) is ready: observe the latency, remember who served."""
         outcome = self.outcome
         self.provider = outcome.candidate.provider if outcome is not None else ""
-        self.metrics.latency.labels(self.namespace, "success").observe(time.monotonic() - self.started)
+        self.metrics.child(self.metrics.latency, self.namespace, "success").observe(time.monotonic() - self.started)
 
     def failed(self, exc: BaseException) -> None:
         """The request ended in ``exc`` before its response was handed over."""
@@ -300,9 +300,10 @@ class _Call:
             return
         self._done = True
         if result != "success":
-            self.metrics.latency.labels(self.namespace, result).observe(time.monotonic() - self.started)
-        self.metrics.requests.labels(self.namespace, self.provider if result == "success" else "", result).inc()
-        self.metrics.in_flight.labels(self.namespace).dec()
+            self.metrics.child(self.metrics.latency, self.namespace, result).observe(time.monotonic() - self.started)
+        provider = self.provider if result == "success" else ""
+        self.metrics.child(self.metrics.requests, self.namespace, provider, result).inc()
+        self.metrics.child(self.metrics.in_flight, self.namespace).dec()
         self.state.release(self.loaded)
 
     async def streaming(
