@@ -39,6 +39,13 @@ class SSEDecoder:
             chunk = chunk[1:]
         self._skip_lf = False
         buffer = self._buffer + chunk
+        if b"\r" not in buffer:  # LF line ends only, as almost every server writes them: split at once
+            *lines, self._buffer = buffer.split(b"\n")
+            for line in lines:
+                event = self._line(line.decode("utf-8", errors="replace"))
+                if event is not None:
+                    yield event
+            return
         start = 0
         length = len(buffer)
         while True:

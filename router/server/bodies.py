@@ -13,14 +13,28 @@ The fields and their types follow the OpenAI API reference as the ``openai`` Pyt
 ``openai.types.audio.speech_create_params`` (https://platform.openai.com/docs/api-reference/chat/create,
 /images/create, /audio/createSpeech). Nested objects (messages, tools, response_format) are checked for
 shape here and passed on as they are: the providers own their details.
+
+:func:`parse` validates the body's bytes in one pass (``model_validate_json``: pydantic's JSON parser feeds
+the validator directly, with no Python dict in between), and answers a bad body with the same 400 as
+FastAPI's body machinery did: the field at fault as ``param``, broken JSON said as such.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Annotated, Any, Literal
+from collections.abc import Collection, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from router.routing.resolver import check_model_name
 from router.server.errors import GatewayError
@@ -32,6 +46,8 @@ __all__ = [
     "ImageGenerationRequest",
     "SpeechRequestBody",
     "extras",
+    "invalid",
+    "parse",
 ]
 
 
@@ -128,3 +144,46 @@ def extras(body: _Body, passthrough: Collection[str]) -> dict[str, Any]:
         if name in RESERVED or name not in passthrough:
             raise GatewayError(400, f"Unrecognized request argument supplied: {name}", param=name)
     return dict(found)
+
+
+Body = TypeVar("Body", bound=_Body)
+
+
+def parse(model: type[Body], body: bytes, content_type: str | None) -> Body:
+    """``body`` as ``model``, or a :class:`GatewayError` 400 saying what is wrong with it. A body is JSON when
+    its content type says so (``application/json`` or ``application/*+json``); any other body is not an object."""
+    try:
+        if not body:
+            raise GatewayError(400, "Field required")
+        if _is_json(content_type):
+            return model.model_validate_json(body)
+        return model.model_validate(body)  # fails: bytes are no object (as FastAPI answered a form or text body)
+    except ValidationError as exc:
+        raise invalid(exc.errors(include_url=False)) from None
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def invalid(errors: Sequence[Any]) -> GatewayError:
+    """The 400 for a body's validation ``errors``: the first one's field and message (``messages.0: ...``)."""
+    if not errors:
+        return GatewayError(400, "invalid request")
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return GatewayError(400, "the request body is not valid JSON")
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body" and not _union_tag(part))
+    message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return GatewayError(400, message, param=where or None)
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _union_tag(part: object) -> bool:
+    """Whether a validation error's location part names a member of a union (``float``, ``list[str]``), not a
+    field: OpenAI's ``param`` is the field (``temperature``, not ``temperature.float``)."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or "(" in part)

@@ -72,6 +72,16 @@ class Metrics:
         self.reloads = Counter(
             "router_policy_reloads", "Policy loads by result (loaded, rejected).", ["result"], registry=self.registry
         )
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set (prometheus_client checks and locks on
+        every call; a request touches four)."""
+        key = (metric, *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def processor(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """A structlog processor counting ``attempt_failed`` events; passes every event on unchanged."""

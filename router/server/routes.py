@@ -7,6 +7,11 @@ the commit, so nothing of a failed provider reaches the caller; a failure after 
 caller goes away before its answer is ready, the client's call is cancelled (closing the upstream request, or
 stopping a local synthesis); after that, the response generator is cancelled and its ``finally`` closes the
 upstream. Bodies are parsed by :mod:`router.server.bodies`: documented fields only.
+
+The three POST endpoints take the raw request and parse its bytes themselves (one pydantic pass, no dict in
+between); their body models are declared for the OpenAPI document. :class:`Endpoints` serves them straight
+from the ASGI scope, ahead of FastAPI's router, whose per-request matching, dependency solving and exit
+stacks cost more than the rest of the gateway's own work (bench/gateway/README.md).
 """
 
 from __future__ import annotations
@@ -22,33 +27,58 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from router import events
 from router.adapters import audio
 from router.async_client import AsyncClient
-from router.errors import StreamInterruptedError
+from router.errors import RouterError, StreamInterruptedError
 from router.execution.executor import Outcome
 from router.execution.namespaces import last_outcome
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
-from router.server.bodies import ChatCompletionRequest, ImageGenerationRequest, SpeechRequestBody, extras
-from router.server.errors import ClientDisconnected, GatewayError, error_body
+from router.server.bodies import ChatCompletionRequest, ImageGenerationRequest, SpeechRequestBody, extras, parse
+from router.server.errors import ClientDisconnected, GatewayError, error_body, from_exception
 from router.server.metrics import CONTENT_TYPE, Metrics
 from router.server.policy_state import Loaded, PolicyState
 from router.settings import GatewaySettings
 
-__all__ = ["AudioAborted", "ChatCompletionRequest", "ImageGenerationRequest", "SpeechRequestBody", "build_router"]
+__all__ = [
+    "BODIES",
+    "AudioAborted",
+    "ChatCompletionRequest",
+    "Endpoints",
+    "ImageGenerationRequest",
+    "SpeechRequestBody",
+    "build_router",
+]
 
 T = TypeVar("T")
+Endpoint = Callable[[Request], Awaitable[Response]]
+CHAT, IMAGES, SPEECH = "/v1/chat/completions", "/v1/images/generations", "/v1/audio/speech"
 
 
-def build_router(state: PolicyState, metrics: Metrics, settings: GatewaySettings | None = None) -> APIRouter:
-    """The gateway's routes over ``state``, counting into ``metrics``; bodies are checked by ``settings``."""
+BODIES: tuple[type[BaseModel], ...] = (ChatCompletionRequest, ImageGenerationRequest, SpeechRequestBody)
+"""The request body models, which the app adds to its OpenAPI document's components."""
+
+
+def _documented(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` declaring ``model`` as the JSON request body (the endpoint reads the bytes itself)."""
+    schema = {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+    return {"requestBody": {"required": True, "content": {"application/json": schema}}}
+
+
+def build_router(
+    state: PolicyState, metrics: Metrics, settings: GatewaySettings | None = None
+) -> tuple[APIRouter, dict[str, Endpoint]]:
+    """The gateway's routes over ``state``, counting into ``metrics``; bodies are checked by ``settings``. Also
+    the POST endpoints by path, for :class:`Endpoints`."""
     settings = settings or GatewaySettings()
     passthrough = frozenset(settings.passthrough_fields)
     api = APIRouter()
     guarded = APIRouter()  # gateway keys are checked by router.server.middleware.GatewayKeys, before the body
 
-    @guarded.post("/v1/chat/completions", tags=["openai"])
-    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    @guarded.post(CHAT, tags=["openai"], openapi_extra=_documented(ChatCompletionRequest))
+    async def chat_completions(request: Request) -> Response:
+        body = parse(ChatCompletionRequest, await request.body(), request.headers.get("content-type"))
         extra = extras(body, passthrough) | body.model_dump(exclude={"model", "messages", "stream"}, exclude_none=True)
         call = _Call(state, metrics, "chat", request)
         try:
@@ -66,8 +96,9 @@ def build_router(state: PolicyState, metrics: Metrics, settings: GatewaySettings
             call.failed(exc)
             raise
 
-    @guarded.post("/v1/images/generations", tags=["openai"])
-    async def images_generations(body: ImageGenerationRequest, request: Request) -> Response:
+    @guarded.post(IMAGES, tags=["openai"], openapi_extra=_documented(ImageGenerationRequest))
+    async def images_generations(request: Request) -> Response:
+        body = parse(ImageGenerationRequest, await request.body(), request.headers.get("content-type"))
         extra = extras(body, passthrough) | body.model_dump(
             exclude={"prompt", "model", "n", "size", "response_format"}, exclude_none=True
         )
@@ -91,8 +122,9 @@ def build_router(state: PolicyState, metrics: Metrics, settings: GatewaySettings
             call.failed(exc)
             raise
 
-    @guarded.post("/v1/audio/speech", tags=["openai"])
-    async def audio_speech(body: SpeechRequestBody, request: Request) -> Response:
+    @guarded.post(SPEECH, tags=["openai"], openapi_extra=_documented(SpeechRequestBody))
+    async def audio_speech(request: Request) -> Response:
+        body = parse(SpeechRequestBody, await request.body(), request.headers.get("content-type"))
         if len(body.input) > settings.max_speech_input_chars:
             limit = settings.max_speech_input_chars
             raise GatewayError(400, f"input must be at most {limit} characters, not {len(body.input)}", param="input")
@@ -133,7 +165,36 @@ def build_router(state: PolicyState, metrics: Metrics, settings: GatewaySettings
 
     _operations(api, guarded, state, metrics)
     api.include_router(guarded)
-    return api
+    return api, {CHAT: chat_completions, IMAGES: images_generations, SPEECH: audio_speech}
+
+
+class Endpoints:
+    """Pure ASGI: ``POST`` to one of ``endpoints``' paths is served here, every other request by ``app``.
+
+    What FastAPI's router would do for these routes, minus its machinery: the endpoint gets a Starlette
+    ``Request``, an exception it raises becomes OpenAI's error object with its status (as the app's exception
+    handlers answer it, an unexpected one logged), and its response is sent. An error while a response streams
+    propagates to the server, which cuts the connection.
+    """
+
+    def __init__(self, app: Any, endpoints: dict[str, Endpoint]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            status, body = from_exception(exc)
+            if status == 500 and not isinstance(exc, RouterError):
+                events.unexpected_error(path=scope["path"])
+            response = JSONResponse(body, status_code=status)
+        await response(scope, receive, send)
 
 
 def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics: Metrics) -> None:
@@ -186,31 +247,31 @@ class _Call:
         """How the request ends; a stream that breaks after its commit sets "interrupted"."""
         self.provider = ""
         self.outcome: Outcome[Any] | None = None
-        metrics.in_flight.labels(namespace).inc()
+        metrics.child(metrics.in_flight, namespace).inc()
 
     async def settle(self, work: Coroutine[Any, Any, T]) -> T:
         """Await ``work`` (the client's call), unless the caller goes away first: then ``work`` is cancelled --
-        and with it the upstream request or the local synthesis -- and :class:`ClientDisconnected` raised."""
+        and with it the upstream request or the local synthesis -- and :class:`ClientDisconnected` raised.
 
-        async def run() -> tuple[T, Outcome[Any] | None]:
-            value = await work
-            return value, last_outcome()  # read inside: the task's context is its own
-
-        job = asyncio.ensure_future(run())
-        gone = asyncio.ensure_future(_disconnected(self.request))
+        ``work`` runs in this task (no task of its own, no ``asyncio.wait``); a small watcher task waits for
+        ``http.disconnect`` and cancels this task, whose cancellation then unwinds ``work``'s own cleanup
+        before it is turned into :class:`ClientDisconnected`."""
+        this = asyncio.current_task()
+        assert this is not None
+        watcher = asyncio.get_running_loop().create_task(_cancel_when_gone(self.request.receive, this))
         try:
-            done, _ = await asyncio.wait((job, gone), return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:  # this request itself was cancelled (the server is stopping)
-            job.cancel()
+            value = await work
+        except asyncio.CancelledError:
+            if _cancelled_by(watcher):
+                this.uncancel()
+                raise ClientDisconnected from None
             raise
         finally:
-            gone.cancel()
-        if job in done:
-            value, self.outcome = job.result()
-            return value
-        job.cancel()
-        await asyncio.wait((job,))  # let it close what it opened; its CancelledError stays inside it
-        raise ClientDisconnected
+            watcher.cancel()
+        if _cancelled_by(watcher):  # the caller left as the answer came: it is answered, the count set right
+            this.uncancel()
+        self.outcome = last_outcome()
+        return value
 
     def headers(self) -> dict[str, str]:
         """Who served the request, with which model, after how many attempts (each a safe header value)."""
@@ -227,7 +288,7 @@ class _Call:
         """The answer (for a stream: its first content) is ready: observe the latency, remember who served."""
         outcome = self.outcome
         self.provider = outcome.candidate.provider if outcome is not None else ""
-        self.metrics.latency.labels(self.namespace, "success").observe(time.monotonic() - self.started)
+        self.metrics.child(self.metrics.latency, self.namespace, "success").observe(time.monotonic() - self.started)
 
     def failed(self, exc: BaseException) -> None:
         """The request ended in ``exc`` before its response was handed over."""
@@ -239,9 +300,10 @@ class _Call:
             return
         self._done = True
         if result != "success":
-            self.metrics.latency.labels(self.namespace, result).observe(time.monotonic() - self.started)
-        self.metrics.requests.labels(self.namespace, self.provider if result == "success" else "", result).inc()
-        self.metrics.in_flight.labels(self.namespace).dec()
+            self.metrics.child(self.metrics.latency, self.namespace, result).observe(time.monotonic() - self.started)
+        provider = self.provider if result == "success" else ""
+        self.metrics.child(self.metrics.requests, self.namespace, provider, result).inc()
+        self.metrics.child(self.metrics.in_flight, self.namespace).dec()
         self.state.release(self.loaded)
 
     async def streaming(
@@ -270,10 +332,17 @@ class _Call:
         self.result = "interrupted"
 
 
-async def _disconnected(request: Request) -> None:
-    """Return once the caller has closed its connection (the body was read already: only that can arrive)."""
-    while (await request.receive())["type"] != "http.disconnect":
+async def _cancel_when_gone(receive: Callable[[], Awaitable[Any]], task: asyncio.Task[Any]) -> bool:
+    """Cancel ``task`` once the caller has closed its connection (the body was read already: only that can
+    arrive); True when it did."""
+    while (await receive())["type"] != "http.disconnect":
         pass
+    task.cancel()
+    return True
+
+
+def _cancelled_by(watcher: asyncio.Task[bool]) -> bool:
+    return watcher.done() and not watcher.cancelled() and watcher.exception() is None and watcher.result()
 
 
 def _header_value(text: str) -> str:

