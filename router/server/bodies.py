@@ -51,6 +51,7 @@ RESERVED = frozenset(
         "headers",
         "extra_headers",
         "base_url",
+        "native",
     }
 )
 """Names that are never passed through from a body, whatever ``ROUTER_PASSTHROUGH_FIELDS`` says."""
