@@ -175,7 +175,9 @@ def message(completion: ChatCompletion) -> dict[str, Any]:
     if choice.message.content:
         blocks.append({"type": "text", "text": choice.message.content})
     for call in choice.message.tool_calls or ():
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.function.name, "input": _input(call)})
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.function.name, "input": _input(call, completion)}
+        )
     return {
         "id": _message_id(completion.id),
         "type": "message",
@@ -188,15 +190,20 @@ def message(completion: ChatCompletion) -> dict[str, Any]:
     }
 
 
-def _input(call: Any) -> dict[str, Any]:
+def _input(call: Any, completion: ChatCompletion) -> dict[str, Any]:
     """A tool call's arguments as the object Messages callers get; a provider that produced something else
-    gave an answer that cannot be delivered (:class:`InvalidResponseError`)."""
+    gave an answer that cannot be delivered (:class:`InvalidResponseError`, naming the provider). It is found
+    after the walk ended, so it fails the request rather than over."""
     try:
         value = json.loads(call.function.arguments or "{}")
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise InvalidResponseError(f"tool call {call.id!r}: the provider's arguments are not a JSON object")
+        raise InvalidResponseError(
+            f"tool call {call.id!r}: the arguments are not a JSON object",
+            provider=completion.provider or "",
+            model=completion.model,
+        )
     return value
 
 

@@ -167,8 +167,11 @@ class TestResponse:
     def test_arguments_that_are_not_an_object_are_an_invalid_response(self) -> None:
         """A tool call whose arguments are not a JSON object cannot become a tool_use block."""
         calls = [{"id": "c1", "type": "function", "function": {"name": "look", "arguments": "[1"}}]
-        with pytest.raises(InvalidResponseError):
-            inbound.message(completion(None, calls, "tool_calls"))
+        answer = completion(None, calls, "tool_calls")
+        answer.provider = "alpha"
+        with pytest.raises(InvalidResponseError, match="not a JSON object") as caught:
+            inbound.message(answer)
+        assert caught.value.provider == "alpha"
 
 
 class TestEvents:
