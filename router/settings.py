@@ -48,6 +48,7 @@ RESERVED = frozenset(
         "headers",
         "extra_headers",
         "base_url",
+        "native",
     }
 )
 """The library's own call arguments (and names a body could confuse with them): never passed through from a

@@ -88,7 +88,12 @@ CONTEXT_LIMIT = re.compile(r"exceed context limit", re.IGNORECASE)
 
 
 def messages_body(model: str, request: ChatRequest) -> dict[str, Any]:
-    """The Messages API request body for ``request``."""
+    """The Messages API request body for ``request``: the caller's own Messages body when it sent one
+    (``request.native["anthropic"]``, with this candidate's model), else the translation of its chat request."""
+    native = request.native.get("anthropic")
+    if native is not None:
+        sent = {key: value for key, value in native.items() if key != "stream"} | {"model": model}
+        return sent | {"stream": True} if request.stream else sent
     system, turns = _system_and_turns(request.messages)
     extra = request.extra
     body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(request), "messages": turns}

@@ -64,7 +64,11 @@ _CONTENT_FILTER = re.compile(
 class ChatRequest:
     """A chat request as the caller made it, before any adapter translates it.
 
-    ``extra`` holds every other keyword argument, passed through to providers that understand it.
+    ``extra`` holds every other keyword argument, passed through to providers that understand it. ``native``
+    holds the same request as the caller wrote it in a provider's own wire format, by protocol name
+    (``{"anthropic": body}``, from the ``native=`` keyword argument; the gateway's ``/v1/messages`` sets it): an
+    adapter that speaks that protocol sends it instead of its translation, so nothing the translation cannot
+    express (thinking blocks, ``cache_control``) is lost. It is never passed to any other adapter.
     """
 
     messages: tuple[Mapping[str, Any], ...]
@@ -75,6 +79,7 @@ class ChatRequest:
     tool_choice: Any = None
     stream: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    native: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,14 @@ def chat_request(
     stream: bool,
     extra: Mapping[str, Any],
 ) -> ChatRequest:
-    """The caller's arguments as a ChatRequest; ValueError for messages no provider could accept."""
+    """The caller's arguments as a ChatRequest; ValueError for messages no provider could accept.
+
+    ``extra["native"]`` (the request in a provider's own wire format, by protocol) is taken out of the extras
+    into :attr:`ChatRequest.native`, so that it never reaches a provider that does not speak it."""
+    extra = dict(extra)
+    native = extra.pop("native", None) or {}
+    if not isinstance(native, Mapping) or not all(isinstance(body, Mapping) for body in native.values()):
+        raise ValueError("native must map a protocol name to a request body, like {'anthropic': {...}}")
     if isinstance(messages, str | bytes) or not isinstance(messages, Iterable):
         raise ValueError("messages must be a list of {'role': ..., 'content': ...} mappings")
     frozen = tuple(messages)
@@ -73,7 +80,8 @@ def chat_request(
         tools=tuple(tools) if tools is not None else None,
         tool_choice=tool_choice,
         stream=stream,
-        extra=dict(extra),
+        extra=extra,
+        native=dict(native),
     )
 
 

@@ -2,7 +2,8 @@
 
 Wiring only: the policy state and its watcher (and SIGHUP) in the lifespan, the middleware (request ids,
 body limit), the routes, and one exception handler that turns every error into OpenAI's shape with its
-status (:mod:`router.server.errors`). Logging is configured here, for the gateway process: every event of
+status (:mod:`router.server.errors`); Anthropic's ``/v1/messages`` answers its own errors in Anthropic's shape
+(:mod:`router.server.messages`). Logging is configured here, for the gateway process: every event of
 :mod:`router.events` as a JSON line on stdout (console rendering on a terminal), and counted into the
 Prometheus metrics on the way.
 """
@@ -30,6 +31,7 @@ from router.errors import RouterError
 from router.execution import tracing
 from router.server.bodies import invalid
 from router.server.errors import GatewayError, error_body, from_exception
+from router.server.messages import build_messages_router
 from router.server.metrics import Metrics
 from router.server.middleware import BodyLimit, GatewayKeys, RequestContext
 from router.server.policy_state import PolicyState
@@ -79,6 +81,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     keys = tuple(key.get_secret_value().encode() for key in settings.api_keys)
     routes, endpoints = build_router(state, metrics, settings)
     app.include_router(routes)
+    app.include_router(build_messages_router(state, metrics))
     for kind in (GatewayError, RouterError, ValueError):  # expected errors: answered, not logged as crashes
         app.add_exception_handler(kind, _handle)
     app.add_exception_handler(Exception, _handle)

@@ -2,7 +2,8 @@
 
 HTTP status mapping happens here, once (house rule 5): a bad request is 400, a missing or wrong gateway key
 401, no route 404 (``model_not_found``), a body over the limit 413, all providers failed 502, the deadline
-504. Messages are the exceptions' own, which never carry a key.
+504. Messages are the exceptions' own, which never carry a key. ``/v1/messages`` answers the same statuses in
+Anthropic's shape (:func:`anthropic_error_body`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from router.errors import (
     ProviderError,
 )
 
-__all__ = ["ClientDisconnected", "GatewayError", "error_body", "from_exception"]
+__all__ = [
+    "ANTHROPIC_ERROR_TYPES",
+    "ClientDisconnected",
+    "GatewayError",
+    "anthropic_error_body",
+    "error_body",
+    "from_exception",
+]
 
 
 class GatewayError(Exception):
@@ -71,3 +79,26 @@ def from_exception(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, ValueError):
         return 400, error_body(str(exc), "invalid_request_error")
     return 500, error_body("internal error", "server_error")
+
+
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+"""Status -> Anthropic error type, as https://docs.claude.com/en/api/errors lists them; another 4xx is an
+``invalid_request_error`` (as that page says Anthropic does) and another 5xx (502, 504) an ``api_error``."""
+
+
+def anthropic_error_body(status: int, message: str, request_id: str | None = None) -> dict[str, Any]:
+    """Anthropic's error object ``{"type": "error", "error": {"type", "message"}, "request_id"}``."""
+    kind = ANTHROPIC_ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    if request_id:
+        body["request_id"] = request_id
+    return body

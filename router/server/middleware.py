@@ -3,8 +3,11 @@
 - :class:`RequestContext`: ``x-request-id`` echoed when the caller sent a sane one, made up otherwise, and
   put in ``scope["state"]`` for the routes and on every response.
 - :class:`BodyLimit`: a request body over the limit is refused with 413 before any route sees it.
-- :class:`GatewayKeys`: ``/v1/`` requests without a valid ``Authorization: Bearer`` key get 401, before
-  their body is read (so even an unparsable body cannot tell an unauthorised caller anything else).
+- :class:`GatewayKeys`: ``/v1/`` requests without a valid key -- ``Authorization: Bearer`` or, as Anthropic's
+  clients send it, ``x-api-key`` -- get 401, before their body is read (so even an unparsable body cannot tell
+  an unauthorised caller anything else).
+
+Both refusals are in OpenAI's error shape, except on ``/v1/messages``, whose callers read Anthropic's.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 import uuid
 from typing import Any
 
-from router.server.errors import error_body
+from router.server.errors import anthropic_error_body, error_body
 
 __all__ = ["BodyLimit", "GatewayKeys", "RequestContext"]
 
@@ -59,7 +62,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         chunks, size, more = [], 0, True
         while more:
@@ -69,7 +72,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await self._refuse(send)
+                await self._refuse(scope, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -86,19 +89,18 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Any) -> None:
+    async def _refuse(self, scope: Scope, send: Any) -> None:
         message = f"the request body is larger than the gateway's limit of {self.limit} bytes"
-        payload = json.dumps(error_body(message, "invalid_request_error", "request_too_large")).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await _refuse(scope, send, 413, message, "request_too_large")
 
 
 _GUARDED = ("/v1/", "/admin/")
+_MESSAGES = "/v1/messages"
 
 
 class GatewayKeys:
-    """Require one of ``keys`` as ``Authorization: Bearer`` on ``/v1/`` and ``/admin/`` paths; no keys = open."""
+    """Require one of ``keys`` as ``Authorization: Bearer`` or ``x-api-key`` on ``/v1/`` and ``/admin/`` paths;
+    no keys = open."""
 
     def __init__(self, app: Any, keys: tuple[bytes, ...]) -> None:
         self.app = app
@@ -106,19 +108,30 @@ class GatewayKeys:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and self.keys and scope["path"].startswith(_GUARDED) and not self._valid(scope):
-            message = "Missing or invalid gateway key: send Authorization: Bearer <key>"
-            payload = json.dumps(error_body(message, "invalid_request_error", "invalid_api_key")).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-            await send({"type": "http.response.start", "status": 401, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
+            message = "Missing or invalid gateway key: send Authorization: Bearer <key> or x-api-key: <key>"
+            await _refuse(scope, send, 401, message, "invalid_api_key")
             return
         await self.app(scope, receive, send)
 
     def _valid(self, scope: Scope) -> bool:
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        presented = token.strip()
+        headers = dict(scope["headers"])
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        presented = [token.strip() if scheme.lower() == b"bearer" else b"", headers.get(b"x-api-key", b"").strip()]
         matched = False
         for key in self.keys:  # every key compared, each in constant time: no early exit to time
-            matched |= hmac.compare_digest(presented, key)
-        return scheme.lower() == b"bearer" and matched
+            for given in presented:
+                matched |= hmac.compare_digest(given, key)
+        return matched
+
+
+async def _refuse(scope: Scope, send: Any, status: int, message: str, code: str) -> None:
+    """Answer ``status`` with ``message``: in Anthropic's error shape on ``/v1/messages``, else OpenAI's."""
+    if scope["path"] == _MESSAGES or scope["path"].startswith(_MESSAGES + "/"):
+        request_id = scope.get("state", {}).get("request_id")
+        body = anthropic_error_body(status, message, request_id)
+    else:
+        body = error_body(message, "invalid_request_error", code)
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

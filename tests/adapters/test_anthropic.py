@@ -23,7 +23,7 @@ from router import (
     StreamInterruptedError,
 )
 
-from ..conftest import adapter_policy
+from ..conftest import adapter_policy, mixed_policy
 from ..upstreams import (
     AnthropicUpstream,
     ContentFilter,
@@ -31,6 +31,7 @@ from ..upstreams import (
     Cut,
     InBandError,
     Malformed,
+    OpenAIUpstream,
     Reply,
     Status,
 )
@@ -54,6 +55,7 @@ def upstreams(stand_ins: Any) -> Any:
 
 
 RESUME_OFF = {"stream": {"resume": "off"}}
+
 
 def policy(*ups: AnthropicUpstream, key_env: str | None = None) -> dict[str, Any]:
     """One anthropic-adapter provider per stand-in, priorities falling in the given order."""
@@ -236,6 +238,47 @@ class TestRequest:
         create(Client(policy(up)))
         assert up.received[-1].headers["anthropic-version"] == "2023-06-01"
         assert "x-api-key" not in up.received[-1].headers
+
+
+class TestNative:
+    """``native={"anthropic": body}`` (the gateway's /v1/messages) is sent as it is, and only to Anthropic."""
+
+    BODY: dict[str, Any] = {  # noqa: RUF012 - read only
+        "max_tokens": 2048,
+        "system": [{"type": "text", "text": "Terse.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "Sum.", "signature": "s"}]},
+            {"role": "user", "content": "and 3+3?"},
+        ],
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+    }
+
+    def test_native_body_is_sent_with_the_candidates_model(self, upstreams: Any) -> None:
+        """The caller's Messages body replaces the translation; model and stream are the request's own."""
+        (up,) = upstreams("claude")
+        client = Client(policy(up))
+        create(client, native={"anthropic": self.BODY | {"model": "ignored", "stream": False}})
+        assert sent(up) == self.BODY | {"model": MODEL}
+        chunks = list(create(client, stream=True, native={"anthropic": self.BODY}))
+        assert text(chunks) == "hello from claude"
+        assert sent(up) == self.BODY | {"model": MODEL, "stream": True}
+
+    def test_native_body_never_reaches_another_protocol(self, stand_ins: Any) -> None:
+        """An OpenAI-compatible provider gets the translated chat request, without the native body."""
+        (alpha,) = stand_ins(OpenAIUpstream, "alpha")
+        client = Client(mixed_policy("chat", ("alpha", alpha, "openai", "m")))
+        client.chat.completions.create(model="m", messages=USER, native={"anthropic": self.BODY})
+        body = alpha.received[-1].json
+        assert "native" not in body
+        assert body["messages"] == USER
+
+    def test_native_must_be_bodies_by_protocol(self, upstreams: Any) -> None:
+        """A native argument that is not {protocol: body} is a ValueError before anything is sent."""
+        (up,) = upstreams("claude")
+        with pytest.raises(ValueError, match="native must map"):
+            create(Client(policy(up)), native={"anthropic": "not a body"})
+        assert up.received == []
 
 
 class TestResponse:

@@ -240,6 +240,8 @@ class TestOpenAPI:
             "/v1/images/generations": {"post"},
             "/v1/audio/speech": {"post"},
             "/v1/models": {"get"},
+            "/v1/messages": {"post"},
+            "/v1/messages/count_tokens": {"post"},
             "/healthz": {"get"},
             "/readyz": {"get"},
             "/metrics": {"get"},
