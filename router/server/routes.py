@@ -29,7 +29,13 @@ from router.execution.executor import Outcome
 from router.execution.namespaces import last_outcome
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
-from router.server.bodies import ChatCompletionRequest, ImageGenerationRequest, SpeechRequestBody, extras
+from router.server.bodies import (
+    ChatCompletionRequest,
+    EmbeddingsRequestBody,
+    ImageGenerationRequest,
+    SpeechRequestBody,
+    extras,
+)
 from router.server.errors import ClientDisconnected, GatewayError, error_body
 from router.server.metrics import CONTENT_TYPE, Metrics
 from router.server.policy_state import Loaded, PolicyState
@@ -131,9 +137,37 @@ def build_router(state: PolicyState, metrics: Metrics, settings: GatewaySettings
             state.release(loaded)
         return JSONResponse(listing.model_dump())
 
+    _embeddings(guarded, state, metrics, passthrough)
     _operations(api, guarded, state, metrics)
     api.include_router(guarded)
     return api
+
+
+def _embeddings(guarded: APIRouter, state: PolicyState, metrics: Metrics, passthrough: frozenset[str]) -> None:
+    """``POST /v1/embeddings``."""
+
+    @guarded.post("/v1/embeddings", tags=["openai"])
+    async def embeddings(body: EmbeddingsRequestBody, request: Request) -> Response:
+        extra = extras(body, passthrough)
+        call = _Call(state, metrics, "embeddings", request)
+        try:
+            result = await call.settle(
+                call.client.embeddings.create(
+                    model=body.model,
+                    input=body.input,
+                    dimensions=body.dimensions,
+                    encoding_format=body.encoding_format,
+                    user=body.user,
+                    request_id=call.request_id,
+                    **extra,
+                )
+            )
+            call.answered()
+            call.finish("success")
+            return _json(result, call.headers())
+        except BaseException as exc:
+            call.failed(exc)
+            raise
 
 
 def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics: Metrics) -> None:
