@@ -154,3 +154,18 @@ def test_every_namespace_tool_knows_embeddings(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "azure" in result.stdout
     assert "gemini-embedding-001" not in result.stdout.split('"dropped"')[0]
+
+
+def test_router_diff_sees_embeddings_routes_and_dimensions() -> None:
+    """Turning tier any on for embeddings changes queues; a changed declared size is a provider change."""
+    from router.tools.diff import diff_policies  # noqa: PLC0415 - the diff tool is tested here for this namespace
+
+    old = load_policy(EMBEDDINGS)
+    new = load_policy(
+        EMBEDDINGS.replace("{gemini-embedding-001: 3072}", "{gemini-embedding-001: 768}")
+        + "routes:\n  embeddings:\n    tiers: [exact, any]\n"
+    )
+    found = diff_policies(old, new).as_dict()
+    assert {c["namespace"] for c in found["routes"]} == {"embeddings"}
+    assert ("gemini", "dimensions") in {(c["subject"], c["field"]) for c in found["policy"]}
+    assert ("routes.embeddings", "tiers") in {(c["subject"], c["field"]) for c in found["policy"]}
