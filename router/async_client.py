@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, Literal, overload
 
@@ -22,7 +22,15 @@ from router.client import ClientBase, models_of
 from router.errors import ProviderError
 from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute_async
-from router.execution.namespaces import Namespace, ProviderChoice, chat_call, images_call, model_list, speech_call
+from router.execution.namespaces import (
+    Namespace,
+    ProviderChoice,
+    chat_call,
+    embeddings_call,
+    images_call,
+    model_list,
+    speech_call,
+)
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
 from router.policy.model import NAMESPACES
@@ -31,7 +39,7 @@ from router.routing.resolver import Candidate
 from router.settings import state_url
 from router.transport.aio import AiohttpTransport
 from router.transport.sync import Proxies
-from router.types import ChatCompletion, ImagesResponse, ModelList
+from router.types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse, ModelList
 
 __all__ = ["AsyncClient", "open_async_store"]
 
@@ -67,6 +75,11 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
     def audio(self) -> AsyncAudio:
         """``await client.audio.speech.create(...)``."""
         return AsyncAudio(self)
+
+    @cached_property
+    def embeddings(self) -> AsyncEmbeddings:
+        """``await client.embeddings.create(...)``."""
+        return AsyncEmbeddings(self)
 
     @cached_property
     def models(self) -> AsyncModels:
@@ -320,6 +333,42 @@ class AsyncSpeech(Namespace):
         )
         outcome = await self._client.run("speech", model, call.attempt, provider=provider, log=call.log, stream=stream)
         result: str | AsyncAudioStream = self._answer(call, outcome)
+        return result
+
+
+class AsyncEmbeddings(Namespace):
+    """``client.embeddings``: ``await create(...)`` and the provider that answered last."""
+
+    async def create(
+        self,
+        *,
+        model: str = "auto",
+        input: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        user: str | None = None,
+        provider: ProviderChoice = None,
+        timeout: float | None = None,
+        proxies: Proxies | None = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> CreateEmbeddingResponse:
+        """:meth:`router.execution.namespaces.Embeddings.create`, awaited."""
+        call = embeddings_call(
+            self._client,
+            True,
+            model=model,
+            input=input,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            user=user,
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
+        )
+        outcome = await self._client.run("embeddings", model, call.attempt, provider=provider, log=call.log)
+        result: CreateEmbeddingResponse = self._answer(call, outcome)
         return result
 
 

@@ -21,7 +21,7 @@ from router.adapters import Adapter, adapter_class
 from router.errors import InvalidResponseError, ProviderError, did_you_mean
 from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute
-from router.execution.namespaces import Audio, Chat, Images, Models, ProviderChoice
+from router.execution.namespaces import Audio, Chat, Embeddings, Images, Models, ProviderChoice
 from router.policy.compiler import compile_policy
 from router.policy.loader import load_policy
 from router.policy.model import NAMESPACES, Policy
@@ -88,11 +88,13 @@ class ClientBase(Generic[TransportT, HealthT]):
             "chat": self._provider_name(provider),
             "images": self._provider_name(image_provider),
             "speech": self._provider_name(tts_provider),
+            "embeddings": self._provider_name(kwargs.pop("embedding_provider", None)),
         }
         self._exclude = {
             "chat": frozenset(exclude or ()),
             "images": frozenset(exclude_images or ()),
             "speech": frozenset(exclude_tts or ()),
+            "embeddings": frozenset(kwargs.pop("exclude_embeddings", None) or ()),
         }
         for namespace in NAMESPACES:  # unknown names in an exclusion are an error now, not a surprise later
             self._resolver.availability(namespace, exclude=self._exclude[namespace])
@@ -273,6 +275,7 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
     chat call; ``image_provider`` and ``tts_provider`` do the same for images and speech. ``api_key`` unlocks
     every ``auth: required`` provider that has no key of its own. ``exclude`` (and ``exclude_images``,
     ``exclude_tts``) add to the policy's exclusions. ``proxies`` go to every provider's session.
+    ``embedding_provider`` and ``exclude_embeddings`` (keywords) do the same for embeddings.
     ``print_provider_info`` prints ``provider:model`` as each request succeeds. ``output_dir`` (a keyword, or
     ``$ROUTER_OUTPUT_DIR``) is where speech files, and images delivered as files, are written. ``health`` (a
     keyword) is a :class:`~router.routing.health.HealthStore` to share with other clients; by default each client
@@ -294,6 +297,11 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
     def audio(self) -> Audio:
         """``client.audio.speech.create(...)``."""
         return Audio(self)
+
+    @cached_property
+    def embeddings(self) -> Embeddings:
+        """``client.embeddings.create(...)``."""
+        return Embeddings(self)
 
     @cached_property
     def models(self) -> Models:

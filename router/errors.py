@@ -64,7 +64,7 @@ __all__ = [
 
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|gsk|ghp|xai|AIza)[-_A-Za-z0-9]{12,}|\b[A-Za-z0-9_-]{32,}\b")
 _MESSAGE_LIMIT = 300
-_NOUNS = {"images": "image"}  # "All image providers failed", not "All images providers failed"
+_NOUNS = {"images": "image", "embeddings": "embedding"}  # "All image providers failed", not "All images ..."
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

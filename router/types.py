@@ -2,7 +2,8 @@
 
 Field names follow the Chat Completions API reference
 (https://platform.openai.com/docs/api-reference/chat/object and .../chat/streaming) and the Images API
-reference (https://platform.openai.com/docs/api-reference/images/object). Unknown fields a
+reference (https://platform.openai.com/docs/api-reference/images/object), and the Embeddings API reference
+(https://platform.openai.com/docs/api-reference/embeddings/object). Unknown fields a
 provider sends are kept (``extra="allow"``), as the OpenAI client keeps them. One addition: ``provider``,
 the provider that served the response, next to ``model``, the model that actually answered.
 """
@@ -25,6 +26,9 @@ __all__ = [
     "ChoiceDeltaToolCallFunction",
     "ChunkChoice",
     "CompletionUsage",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingUsage",
     "Function",
     "Image",
     "ImagesResponse",
@@ -182,4 +186,30 @@ class ImagesResponse(_Wire):
     created: int
     data: list[Image]
     model: str | None = None
+    provider: str | None = None
+
+
+class Embedding(_Wire):
+    """One input's vector: floats, or (``encoding_format="base64"``) little-endian float32 bytes in base64."""
+
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(_Wire):
+    """Tokens of an embeddings request (0 when the provider does not count them)."""
+
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class CreateEmbeddingResponse(_Wire):
+    """The answer of ``client.embeddings.create``, shaped like OpenAI's: ``data`` in input order; ``model`` is
+    the model that made every vector, ``provider`` who served it."""
+
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
     provider: str | None = None

@@ -39,6 +39,8 @@ __all__ = [
     "Adapter",
     "ChatRequest",
     "ChatStream",
+    "EmbeddedBatch",
+    "EmbeddingRequest",
     "GeneratedImage",
     "ImageRequest",
     "LocalSpeech",
@@ -117,6 +119,30 @@ class SpeechRequest:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """An embeddings request, or one batch of it: texts, or token arrays (lists of token ids, which only the
+    tokenizer of the model they were made for understands); ``extra`` holds every other keyword argument."""
+
+    input: tuple[str, ...] | tuple[tuple[int, ...], ...]
+    dimensions: int | None = None
+    user: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> bool:
+        """Whether the inputs are token arrays rather than texts."""
+        return bool(self.input) and not isinstance(self.input[0], str)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedBatch:
+    """What a provider returned for one batch: a vector per input, in input order, and the tokens it counted."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int = 0
+
+
 class MalformedEvent(Exception):
     """A stream event that cannot be parsed; the stream skips it and logs ``malformed_event``."""
 
@@ -187,6 +213,19 @@ class Adapter:
     def speech_request(self, model: str, request: SpeechRequest, *, stream: bool) -> HttpRequest:
         """The HTTP request for speech in ``request.response_format`` (always one of ``speech_formats``)."""
         raise NotImplementedError(f"adapter {self.name} does not synthesise speech")
+
+    # -- embeddings (optional) ---------------------------------------------------------------------
+
+    max_embedding_inputs: ClassVar[int] = 2048
+    """The most inputs one embeddings request may carry; router splits larger requests into batches."""
+
+    def embeddings_request(self, model: str, request: EmbeddingRequest) -> HttpRequest:
+        """The HTTP request embedding ``request.input`` (at most ``max_embedding_inputs`` of them)."""
+        raise NotImplementedError(f"adapter {self.name} does not serve embeddings")
+
+    def parse_embeddings(self, data: Any, model: str) -> EmbeddedBatch:
+        """The decoded body of a successful embeddings response (InvalidResponseError if it is not one)."""
+        raise NotImplementedError(f"adapter {self.name} does not serve embeddings")
 
     # -- discovery ---------------------------------------------------------------------------------
 

@@ -20,6 +20,11 @@ Wire format, as documented:
   its wait in a ``google.rpc.RetryInfo`` detail (``retryDelay: "38s"``)
 - models: ``GET /models`` -> ``{"models": [{"name": "models/...", "supportedGenerationMethods"}]}``;
   https://ai.google.dev/api/models#method:-models.list
+- embeddings: ``POST /models/{model}:batchEmbedContents`` ``{"requests": [{"model": "models/{model}", "content":
+  {"parts": [{"text"}]}, "outputDimensionality", "taskType", "title"}]}`` -> ``{"embeddings": [{"values"}]}`` in
+  request order (https://ai.google.dev/api/embeddings#method:-models.batchembedcontents); at most 100 requests a
+  batch (the API answers 400 "at most 100 requests can be in one batch"; not in the reference, reported in
+  https://github.com/weaviate/weaviate/pull/11277). ``usageMetadata.promptTokenCount`` is read when present.
 
 Streaming has no terminator: each ``data:`` event is a whole GenerateContentResponse and the last one carries
 ``finishReason``; a function call arrives whole, so it is one tool-call delta.
@@ -34,11 +39,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from router.adapters import translate
-from router.adapters.base import Adapter, ChatRequest, ChatStream, MalformedEvent, classify
+from router.adapters import embedding, translate
+from router.adapters.base import (
+    Adapter,
+    ChatRequest,
+    ChatStream,
+    EmbeddedBatch,
+    EmbeddingRequest,
+    MalformedEvent,
+    classify,
+)
 from router.adapters.sse import SSEEvent
 from router.errors import (
     AuthenticationError,
+    BadRequestError,
     ContentFilterError,
     InvalidResponseError,
     ProviderError,
@@ -79,6 +93,8 @@ GENERATION_CONFIG = {
 """OpenAI-style extra keyword arguments with a ``generationConfig`` twin."""
 PASSED_THROUGH = frozenset({"safetySettings", "cachedContent"})
 """Extra keyword arguments that are GenerateContentRequest fields and go to the provider as they are."""
+EMBED_FIELDS = {"task_type": "taskType", "taskType": "taskType", "title": "title"}
+"""Extra keyword arguments of an embeddings call that are EmbedContentRequest fields."""
 
 
 # -- request ---------------------------------------------------------------------------------------------
@@ -329,6 +345,27 @@ class GeminiAdapter(Adapter):
 
     def chat_stream(self, model: str) -> ChatStream:
         return GeminiStream(self, model)
+
+    max_embedding_inputs = 100
+
+    def embeddings_request(self, model: str, request: EmbeddingRequest) -> HttpRequest:
+        if request.tokens:
+            raise BadRequestError("gemini embeds texts, not token arrays (token ids belong to another tokenizer)")
+        name = f"models/{_model_name(model)}"
+        config = {EMBED_FIELDS[key]: value for key, value in request.extra.items() if key in EMBED_FIELDS}
+        if request.dimensions is not None:
+            config["outputDimensionality"] = request.dimensions
+        requests = [{"model": name, "content": {"parts": [{"text": text}]}, **config} for text in request.input]
+        url = f"{self.base_url}/models/{quote(_model_name(model), safe='')}:batchEmbedContents"
+        return HttpRequest("POST", url, self.headers, {"requests": requests})
+
+    def parse_embeddings(self, data: Any, model: str) -> EmbeddedBatch:
+        items = data.get("embeddings") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise InvalidResponseError("the response has no embeddings list")
+        usage = _usage(data.get("usageMetadata"))
+        vectors = [embedding.vector(item.get("values")) for item in items]
+        return EmbeddedBatch(vectors, usage.prompt_tokens if usage else 0)
 
     def models_request(self) -> HttpRequest:
         return HttpRequest("GET", f"{self.base_url}/models?pageSize=1000", self.headers)

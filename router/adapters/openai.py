@@ -16,6 +16,11 @@ Wire format, as documented:
   reject the parameter (400 ``unknown_parameter``), so it is never sent to them. Together's OpenAI-compatible
   endpoint spells the value ``base64`` (https://docs.together.ai/reference/post-images-generations) and gets
   that. A provider that answers a URL anyway is fetched, as before.
+- embeddings: ``POST /embeddings`` ``{model, input: [str] | [[int]], dimensions, user}`` -> ``{"object": "list",
+  "data": [{"object": "embedding", "index", "embedding"}], "model", "usage": {"prompt_tokens", "total_tokens"}}``;
+  https://platform.openai.com/docs/api-reference/embeddings/create (at most 2048 inputs a request).
+  ``encoding_format`` is never sent: floats come back (the default) and router encodes base64 itself when asked,
+  so OpenAI-compatible hosts that lack the parameter work the same; a base64 answer is decoded anyway.
 - speech: ``POST /audio/speech`` ``{model, input, voice, response_format, instructions, speed}`` -> the audio
   bytes, streamed as they are produced; https://platform.openai.com/docs/api-reference/audio/createSpeech
 
@@ -34,11 +39,13 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from router.adapters import audio
+from router.adapters import audio, embedding
 from router.adapters.base import (
     Adapter,
     ChatRequest,
     ChatStream,
+    EmbeddedBatch,
+    EmbeddingRequest,
     GeneratedImage,
     ImageRequest,
     MalformedEvent,
@@ -134,6 +141,30 @@ class OpenAIAdapter(Adapter):
             body["speed"] = request.speed
         body.update(request.extra)
         return HttpRequest("POST", f"{self.base_url}/audio/speech", self.headers, body)
+
+    def embeddings_request(self, model: str, request: EmbeddingRequest) -> HttpRequest:
+        inputs = [item if isinstance(item, str) else list(item) for item in request.input]
+        body: dict[str, Any] = {"model": model, "input": inputs}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.user is not None:
+            body["user"] = request.user
+        body.update(request.extra)
+        return HttpRequest("POST", f"{self.base_url}/embeddings", self.headers, body)
+
+    def parse_embeddings(self, data: Any, model: str) -> EmbeddedBatch:
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise InvalidResponseError("the embeddings response has no data list")
+        ordered = sorted(items, key=lambda item: item.get("index") if isinstance(item.get("index"), int) else -1)
+        if [item.get("index") for item in ordered] != list(range(len(items))):
+            raise InvalidResponseError("the embeddings' indexes are not 0..n-1")
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt_tokens = usage.get("prompt_tokens")
+        return EmbeddedBatch(
+            [embedding.vector(item.get("embedding")) for item in ordered],
+            prompt_tokens if isinstance(prompt_tokens, int) else 0,
+        )
 
     def models_request(self) -> HttpRequest:
         return HttpRequest("GET", f"{self.base_url}/models", self.headers)

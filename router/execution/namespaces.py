@@ -1,13 +1,13 @@
-"""The client's namespaces: ``chat.completions``, ``images``, ``audio.speech`` and ``models``.
+"""The client's namespaces: ``chat.completions``, ``images``, ``audio.speech``, ``embeddings`` and ``models``.
 
 Each is a thin shell that holds only its :class:`~router.client.Client`: it checks and freezes the call's
-arguments (``router.execution.chat`` / ``images`` / ``speech``), builds that namespace's attempt function, and hands
-both to ``Client.run``, which resolves, executes and logs. Created lazily, once per client.
+arguments (``router.execution.chat`` / ``images`` / ``speech`` / ``embeddings``), builds that namespace's attempt
+function, and hands both to ``Client.run``, which resolves, executes and logs. Created lazily, once per client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,14 +16,14 @@ from typing import Any, Literal, Protocol, overload
 
 from router import events
 from router.adapters import Adapter
-from router.execution import chat, images, speech
+from router.execution import chat, embeddings, images, speech
 from router.execution.executor import Outcome
 from router.execution.speech import AudioStream
 from router.execution.streaming import Stream
 from router.policy.model import NAMESPACES
 from router.routing.resolver import Availability, Resolver
 from router.transport.sync import AsyncTransport, Proxies, RequestsTransport
-from router.types import ChatCompletion, ImagesResponse, Model, ModelList
+from router.types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse, Model, ModelList
 
 __all__ = [
     "AsyncClientCore",
@@ -32,12 +32,14 @@ __all__ = [
     "Chat",
     "ClientCore",
     "Completions",
+    "Embeddings",
     "Images",
     "Models",
     "Namespace",
     "ProviderChoice",
     "Speech",
     "chat_call",
+    "embeddings_call",
     "images_call",
     "last_outcome",
     "model_list",
@@ -264,6 +266,31 @@ def speech_call(
     return Call(attempt, log, finish)
 
 
+def embeddings_call(
+    client: Any,
+    asynchronous: bool,
+    *,
+    model: str,
+    input: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]],
+    dimensions: int | None,
+    encoding_format: embeddings.EncodingFormat | None,
+    user: str | None,
+    timeout: float | None,
+    proxies: Proxies | None,
+    request_id: str | None,
+    extra: Mapping[str, Any],
+) -> Call:
+    """``embeddings.create``'s call."""
+    if encoding_format not in (None, "float", "base64"):
+        raise ValueError(f"encoding_format must be 'float' or 'base64', not {encoding_format!r}")
+    request = embeddings.embedding_request(input, dimensions=dimensions, user=user, extra=extra)
+    log = events.request_logger("embeddings", model, request_id)
+    embeds = embeddings.embedding_attempt_async if asynchronous else embeddings.embedding_attempt
+    sent_through = dict(proxies) if proxies else None
+    attempt = embeds(request, encoding_format or "float", client.handle, timeout_s=timeout, proxies=sent_through)
+    return Call(attempt, log, lambda outcome: outcome.value)
+
+
 _LAST_OUTCOME: ContextVar[Outcome[Any] | None] = ContextVar("router_last_outcome", default=None)
 
 
@@ -441,6 +468,47 @@ class Speech(Namespace):
         )
         outcome = self._client.run("speech", model, call.attempt, provider=provider, log=call.log, stream=stream)
         result: str | AudioStream = self._answer(call, outcome)
+        return result
+
+
+class Embeddings(Namespace):
+    """``client.embeddings``: ``create`` and the provider that answered last."""
+
+    def create(
+        self,
+        *,
+        model: str = "auto",
+        input: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        user: str | None = None,
+        provider: ProviderChoice = None,
+        timeout: float | None = None,
+        proxies: Proxies | None = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> CreateEmbeddingResponse:
+        """Embed ``input`` (a text, texts, or token arrays), routed and failed over by the policy.
+
+        ``data[i]`` is the vector of the i-th input, as floats or, with ``encoding_format="base64"``, as
+        little-endian float32 in base64. More inputs than a provider takes in one request are sent in batches;
+        ``model`` and ``provider`` of the answer say which model made every vector.
+        """
+        call = embeddings_call(
+            self._client,
+            False,
+            model=model,
+            input=input,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            user=user,
+            timeout=timeout,
+            proxies=proxies,
+            request_id=request_id,
+            extra=kwargs,
+        )
+        outcome = self._client.run("embeddings", model, call.attempt, provider=provider, log=call.log)
+        result: CreateEmbeddingResponse = self._answer(call, outcome)
         return result
 
 

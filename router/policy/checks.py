@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from router.errors import NoRouteError, PolicyIssue, did_you_mean
 from router.policy._yaml import Path, Positions, dotted
-from router.policy.model import BUILTIN_ADAPTERS, ENV_NAME, NAMESPACES, Policy
+from router.policy.model import BUILTIN_ADAPTERS, EMBEDDING_ADAPTERS, ENV_NAME, NAMESPACES, Policy
 
 if TYPE_CHECKING:
     from router.routing.resolver import Resolver
@@ -221,9 +221,27 @@ def _provider_problems(providers: Mapping[Any, Any], adapters: Collection[str] |
                 yield Problem((*here, "adapter"), f"unknown adapter {adapter!r}{did_you_mean(adapter, adapters)}")
         models = spec.get("models")
         if isinstance(models, Mapping) and not any(models.get(ns) for ns in NAMESPACES):
-            yield Problem((*here, "models"), "lists no namespace: add chat, images or speech models")
+            yield Problem((*here, "models"), "lists no namespace: add chat, images, speech or embeddings models")
+        yield from _dimension_problems(here, models, spec.get("dimensions"))
+        embeds = models.get("embeddings") if isinstance(models, Mapping) else None
+        if embeds and adapter in set(BUILTIN_ADAPTERS) - set(EMBEDDING_ADAPTERS):
+            message = f"adapter {adapter} does not serve embeddings ({' and '.join(EMBEDDING_ADAPTERS)} do)"
+            yield Problem((*here, "models", "embeddings"), message, True)
         if spec.get("auth") == "none" and spec.get("api_key_env"):
             yield Problem((*here, "api_key_env"), "auth is none, so this key would never be sent; use auth: optional")
+
+
+def _dimension_problems(here: Path, models: Any, dimensions: Any) -> Iterator[Problem]:
+    """``dimensions:`` names embedding models the provider lists (unless it discovers them)."""
+    listed = models.get("embeddings") if isinstance(models, Mapping) else None
+    if not isinstance(dimensions, Mapping) or listed == "discover":
+        return
+    known = {m.casefold(): m for m in listed if isinstance(m, str)} if isinstance(listed, list) else {}
+    for model in dimensions:
+        if isinstance(model, str) and model.casefold() not in known:
+            hint = did_you_mean(model, known.values()) if known else " (the provider lists no embeddings models)"
+            message = f"{model!r} is not an embeddings model of this provider{hint}"
+            yield Problem((*here, "dimensions", model), message, True)
 
 
 def _route_problems(ns: str, rules: Mapping[str, Any], names: _Names) -> Iterator[Problem]:

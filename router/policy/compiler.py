@@ -77,6 +77,7 @@ def _provider(name: str, spec: Any) -> ProviderSpec:
         discover=frozenset(ns for ns, m in listed.items() if m == "discover"),
         voices=spec.voices,
         headers=MappingProxyType(dict(spec.headers)),
+        dimensions=MappingProxyType({model.casefold(): size for model, size in spec.dimensions.items()}),
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PositiveInt,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -27,6 +28,7 @@ __all__ = [
     "NAMESPACES",
     "RENAMED_KEYS",
     "Auth",
+    "EmbeddingRouteRules",
     "ErrorClass",
     "Expectation",
     "Failover",
@@ -46,8 +48,8 @@ __all__ = [
     "json_schema",
 ]
 
-Namespace = Literal["chat", "images", "speech"]
-NAMESPACES: tuple[Namespace, ...] = ("chat", "images", "speech")
+Namespace = Literal["chat", "images", "speech", "embeddings"]
+NAMESPACES: tuple[Namespace, ...] = ("chat", "images", "speech", "embeddings")
 Tier = Literal["exact", "fuzzy", "any"]
 Order = Literal["priority", "shuffle", "declared"]
 Auth = Literal["required", "optional", "none"]
@@ -75,6 +77,8 @@ warning. ``on`` had to go because YAML 1.1 readers (PyYAML's ``safe_load``) read
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 BUILTIN_ADAPTERS = ("openai", "anthropic", "gemini", "espeak", "elevenlabs", "stability")
 """The wire protocols router ships adapters for."""
+EMBEDDING_ADAPTERS = ("openai", "gemini")
+"""The builtin adapters that serve embeddings."""
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 """An environment variable name as policies write them: upper case, digits and _. Keys never look like this
 (``sk-...``, ``gsk_...``), so a pasted key is rejected without being echoed."""
@@ -146,6 +150,8 @@ class ProviderModels(_Model):
     """Image-generation models."""
     speech: Models | None = None
     """Speech-synthesis (text-to-speech) models."""
+    embeddings: Models | None = None
+    """Text-embedding models."""
 
 
 class Provider(_Model):
@@ -172,6 +178,10 @@ class Provider(_Model):
     """Models per namespace; a provider serves exactly the namespaces listed here."""
     voices: Annotated[tuple[str, ...], Unique] = ()
     """Speech voices this provider offers; the first is its default voice."""
+    dimensions: dict[str, PositiveInt] = Field(default_factory=dict)
+    """Embedding model -> the length of the vectors it returns by default (text-embedding-3-small: 1536), for
+    ``router validate`` to warn when a request's fallback queue could mix vector sizes, and for the client
+    to reject a response of another size."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra static HTTP headers sent with every request."""
 
@@ -206,6 +216,17 @@ class RouteRules(_Model):
     """Explicit chains; the first pin whose pattern matches wins."""
 
 
+class EmbeddingRouteRules(RouteRules):
+    """How embedding requests are routed: as any namespace, but only the exact tier by default.
+
+    Vectors of different models live in different spaces: a near-named model (fuzzy) or another provider's
+    default (any) returns vectors that silently do not compare with those already stored. The exact tier --
+    other providers listing the same model -- keeps one space; add fuzzy or any only knowingly."""
+
+    tiers: Annotated[tuple[Tier, ...], Unique, Field(min_length=1)] = ("exact",)
+    """Which fallback tiers exist, in order; only exact (the same model at another provider) by default."""
+
+
 class Routes(_Model):
     """Routing rules per namespace."""
 
@@ -215,6 +236,8 @@ class Routes(_Model):
     """Image generation."""
     speech: RouteRules = RouteRules()
     """Speech synthesis."""
+    embeddings: EmbeddingRouteRules = EmbeddingRouteRules()
+    """Text embeddings (only the exact tier unless written otherwise)."""
 
 
 def _no_classes(*forbidden: str) -> AfterValidator:

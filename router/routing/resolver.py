@@ -89,6 +89,8 @@ class ProviderSpec:
     discover: frozenset[str]
     voices: tuple[str, ...]
     headers: Mapping[str, str]
+    dimensions: Mapping[str, int] = field(default_factory=dict)
+    """Embedding model (casefolded) -> the vector length declared for it (``dimensions:``)."""
 
     def serves(self, namespace: str) -> bool:
         """Whether the provider declares models (or discovery) for ``namespace``."""
@@ -98,6 +100,10 @@ class ProviderSpec:
         """The first listed model of ``namespace``; ``None`` for a provider that discovers its models."""
         listed = self.models.get(namespace)
         return listed[0] if listed else None
+
+    def dimensions_of(self, model: str) -> int | None:
+        """The vector length the policy declares for embedding ``model`` here; None when it declares none."""
+        return self.dimensions.get(model.casefold())
 
 
 @dataclass(frozen=True, slots=True)

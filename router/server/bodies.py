@@ -10,8 +10,9 @@ decision, not a caller's (see :data:`RESERVED`).
 
 The fields and their types follow the OpenAI API reference as the ``openai`` Python SDK (3.60) types it:
 ``openai.types.chat.completion_create_params``, ``openai.types.image_generate_params`` and
-``openai.types.audio.speech_create_params`` (https://platform.openai.com/docs/api-reference/chat/create,
-/images/create, /audio/createSpeech). Nested objects (messages, tools, response_format) are checked for
+``openai.types.audio.speech_create_params``, ``openai.types.embedding_create_params``
+(https://platform.openai.com/docs/api-reference/chat/create, /images/create, /audio/createSpeech,
+/embeddings/create). Nested objects (messages, tools, response_format) are checked for
 shape here and passed on as they are: the providers own their details.
 
 :func:`parse` validates the body's bytes in one pass (``model_validate_json``: pydantic's JSON parser feeds
@@ -43,6 +44,7 @@ from router.settings import RESERVED
 __all__ = [
     "RESERVED",
     "ChatCompletionRequest",
+    "EmbeddingsRequestBody",
     "ImageGenerationRequest",
     "SpeechRequestBody",
     "extras",
@@ -134,6 +136,25 @@ class SpeechRequestBody(_Body):
     instructions: StrictStr | None = Field(None, max_length=4096)
     speed: Number | None = Field(None, ge=0.25, le=4.0)
     stream_format: Literal["audio"] | None = None
+
+
+TokenIds = list[Annotated[StrictInt, Field(ge=0)]]
+
+
+class EmbeddingsRequestBody(_Body):
+    """``POST /v1/embeddings`` (https://platform.openai.com/docs/api-reference/embeddings/create): a text, texts,
+    or token arrays; at most 2048 inputs, as OpenAI allows (router batches them further for smaller providers)."""
+
+    input: (
+        Annotated[StrictStr, Field(min_length=1)]
+        | Annotated[list[Annotated[StrictStr, Field(min_length=1)]], Field(min_length=1, max_length=2048)]
+        | Annotated[TokenIds, Field(min_length=1)]
+        | Annotated[list[Annotated[TokenIds, Field(min_length=1)]], Field(min_length=1, max_length=2048)]
+    )
+    model: ModelName = "auto"
+    dimensions: StrictInt | None = Field(None, ge=1)
+    encoding_format: Literal["float", "base64"] | None = None
+    user: StrictStr | None = None
 
 
 def extras(body: _Body, passthrough: Collection[str]) -> dict[str, Any]:

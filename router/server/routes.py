@@ -35,7 +35,14 @@ from router.execution.executor import Outcome
 from router.execution.namespaces import last_outcome
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
-from router.server.bodies import ChatCompletionRequest, ImageGenerationRequest, SpeechRequestBody, extras, parse
+from router.server.bodies import (
+    ChatCompletionRequest,
+    EmbeddingsRequestBody,
+    ImageGenerationRequest,
+    SpeechRequestBody,
+    extras,
+    parse,
+)
 from router.server.errors import ClientDisconnected, GatewayError, error_body, from_exception
 from router.server.metrics import CONTENT_TYPE, Metrics
 from router.server.policy_state import Loaded, PolicyState
@@ -154,15 +161,8 @@ def build_router(
             call.failed(exc)
             raise
 
-    @guarded.get("/v1/models", tags=["openai"])
-    async def models() -> Response:
-        loaded = state.acquire()
-        try:
-            listing = await loaded.client.models.list()
-        finally:
-            state.release(loaded)
-        return JSONResponse(listing.model_dump())
-
+    _models(guarded, state)
+    _embeddings(guarded, state, metrics, passthrough)
     _operations(api, guarded, state, metrics)
     api.include_router(guarded)
     return api, {CHAT: chat_completions, IMAGES: images_generations, SPEECH: audio_speech}
@@ -195,6 +195,46 @@ class Endpoints:
                 events.unexpected_error(path=scope["path"])
             response = JSONResponse(body, status_code=status)
         await response(scope, receive, send)
+
+
+def _models(guarded: APIRouter, state: PolicyState) -> None:
+    """``GET /v1/models``."""
+
+    @guarded.get("/v1/models", tags=["openai"])
+    async def models() -> Response:
+        loaded = state.acquire()
+        try:
+            listing = await loaded.client.models.list()
+        finally:
+            state.release(loaded)
+        return JSONResponse(listing.model_dump())
+
+
+def _embeddings(guarded: APIRouter, state: PolicyState, metrics: Metrics, passthrough: frozenset[str]) -> None:
+    """``POST /v1/embeddings``."""
+
+    @guarded.post("/v1/embeddings", tags=["openai"])
+    async def embeddings(body: EmbeddingsRequestBody, request: Request) -> Response:
+        extra = extras(body, passthrough)
+        call = _Call(state, metrics, "embeddings", request)
+        try:
+            result = await call.settle(
+                call.client.embeddings.create(
+                    model=body.model,
+                    input=body.input,
+                    dimensions=body.dimensions,
+                    encoding_format=body.encoding_format,
+                    user=body.user,
+                    request_id=call.request_id,
+                    **extra,
+                )
+            )
+            call.answered()
+            call.finish("success")
+            return _json(result, call.headers())
+        except BaseException as exc:
+            call.failed(exc)
+            raise
 
 
 def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics: Metrics) -> None:

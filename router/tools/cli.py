@@ -40,6 +40,7 @@ from router.client import Client
 from router.errors import NoRouteError, PolicyError, PolicyIssue, RouterError
 from router.policy import checks
 from router.policy.compiler import compile_policy
+from router.policy.dimensions import dimension_warnings
 from router.policy.loader import LoadedPolicy, read_policy
 from router.policy.model import NAMESPACES, json_schema
 from router.settings import present_keys
@@ -163,6 +164,7 @@ def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> in
             reports.append({"path": path, "valid": False, "issues": [], "tests": 0, "error": "cannot read"})
         return code
     tests = 0
+    warned: list[PolicyIssue] = []
     if loaded is not None:
         try:
             resolver = compile_policy(loaded.policy)
@@ -172,18 +174,19 @@ def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> in
             tests = len(loaded.policy.tests)
             problems = checks.policy_test_problems(loaded.policy, resolver)
             issues = checks.locate(problems, loaded.file, loaded.positions)
+            warned = checks.locate(dimension_warnings(loaded.policy, resolver), loaded.file, loaded.positions)
     if as_json:
         reports.append(
             {
                 "path": path,
                 "valid": not issues,
                 "issues": [i.as_dict() for i in issues],
-                "warnings": [w.as_dict() for w in deprecations],
+                "warnings": [w.as_dict() for w in [*deprecations, *warned]],
                 "tests": tests,
             }
         )
     else:
-        for issue in sorted([*issues, *deprecations], key=lambda i: (i.line or 0, i.column or 0)):
+        for issue in sorted([*issues, *deprecations, *warned], key=lambda i: (i.line or 0, i.column or 0)):
             print(issue)
         if issues:
             print(f"{path}: {len(issues)} problem{'s' if len(issues) != 1 else ''}", file=sys.stderr)
@@ -191,6 +194,7 @@ def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> in
             providers = len(loaded.policy.providers)
             note = f"; {len(deprecations)} deprecated spelling{'s' if len(deprecations) != 1 else ''}"
             note = note if deprecations else ""
+            note += f"; {len(warned)} warning{'s' if len(warned) != 1 else ''}" if warned else ""
             print(f"{path}: valid ({providers} providers, {tests} test{'s' if tests != 1 else ''} passed{note})")
     return EXIT_PROBLEMS if issues else EXIT_OK
 

@@ -239,6 +239,7 @@ class TestOpenAPI:
             "/v1/chat/completions": {"post"},
             "/v1/images/generations": {"post"},
             "/v1/audio/speech": {"post"},
+            "/v1/embeddings": {"post"},
             "/v1/models": {"get"},
             "/v1/messages": {"post"},
             "/v1/messages/count_tokens": {"post"},

@@ -171,7 +171,7 @@ class Received:
     """When the request had been read, on the ``time.monotonic()`` clock."""
 
 
-CallKind: TypeAlias = Literal["chat", "images", "speech"]
+CallKind: TypeAlias = Literal["chat", "images", "speech", "embeddings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +407,10 @@ class Upstream:
         """Play a step on an image or speech call (see media.MediaUpstream)."""
         raise NotImplementedError(f"{type(self).__name__} serves no {call.kind} endpoint")
 
+    def play_embeddings(self, step: Step, call: Call, wire: _Wire) -> None:
+        """Play a step on an embeddings call (see embeddings.EmbeddingsUpstream)."""
+        raise NotImplementedError(f"{type(self).__name__} serves no embeddings endpoint")
+
     # -- playing a step ----------------------------------------------------------------------------------------
 
     def _record(self, request: Received) -> None:
@@ -445,6 +449,9 @@ class Upstream:
             case Reset():
                 wire.reset()
                 return
+        if call.kind == "embeddings":
+            self.play_embeddings(step, call, wire)
+            return
         if call.kind != "chat":
             self.play_media(Reply() if isinstance(step, NoPrefill) else step, call, wire)  # no conversation there
             return

@@ -1,5 +1,5 @@
-"""Gemini API stand-in: ``POST /v1beta/models/{model}:generateContent``, ``...:streamGenerateContent?alt=sse``
-and ``GET /v1beta/models``.
+"""Gemini API stand-in: ``POST /v1beta/models/{model}:generateContent``, ``...:streamGenerateContent?alt=sse``,
+``...:batchEmbedContents`` and ``GET /v1beta/models``.
 
 Wire format as documented at
   https://ai.google.dev/api/generate-content            (GenerateContentResponse: candidates[].content.parts[]
@@ -8,6 +8,10 @@ Wire format as documented at
   https://ai.google.dev/api/models#method:-models.list  (ListModelsResponse: models[] of Model)
   https://ai.google.dev/gemini-api/docs/troubleshooting (HTTP code / status table)
   https://ai.google.dev/gemini-api/docs/generate-content/api-errors ({"error": {code, message, status}})
+  https://ai.google.dev/api/embeddings                  (batchEmbedContents: requests[] of {model: models/...,
+                                                         content.parts[].text, outputDimensionality, taskType}
+                                                         -> embeddings[] of {values}, in request order; more than
+                                                         100 requests is a 400, as the API answers it)
 Streaming is chosen by the path; with ``alt=sse`` every event is a ``data:`` line holding a whole
 GenerateContentResponse and there is no terminator: the last event carries ``finishReason`` and the full
 ``usageMetadata``. Without ``alt=sse`` the real API streams a JSON array; this stand-in answers 404 instead.
@@ -24,7 +28,8 @@ import re
 import uuid
 from typing import Any, ClassVar, Literal
 
-from .base import MODELS, Call, Plain, Received, Stream, Tool, Upstream, tokens
+from .base import MODELS, Call, Plain, Received, Stream, Tool, tokens
+from .embeddings import EmbeddingsUpstream
 
 _STATUSES = {
     400: "INVALID_ARGUMENT",
@@ -37,7 +42,9 @@ _STATUSES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-_GENERATE = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$")
+_GENERATE = re.compile(
+    r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|batchEmbedContents)$"
+)
 _RATINGS = [
     {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
     {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
@@ -51,11 +58,12 @@ def sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-class GeminiUpstream(Upstream):
+class GeminiUpstream(EmbeddingsUpstream):
     """Speaks the Gemini API (Developer API, v1beta) wire format; ``base_url`` ends in ``/v1beta``."""
 
     base_path: ClassVar[str] = "/v1beta"
     overloaded_status: ClassVar[int] = 503
+    embeddings_limit: ClassVar[int] = 100
 
     def route(self, request: Received) -> Call | Literal["models"] | None:
         if request.method == "GET" and request.path == "/v1beta/models":
@@ -63,6 +71,8 @@ class GeminiUpstream(Upstream):
         match = _GENERATE.match(request.path) if request.method == "POST" else None
         if match is None:
             return None
+        if match["method"] == "batchEmbedContents":
+            return self._embed_call(match["model"], request)
         if match["method"] == "generateContent":
             return Call(match["model"], False, request)
         return Call(match["model"], True, request) if request.query.get("alt") == "sse" else None
@@ -131,6 +141,32 @@ class GeminiUpstream(Upstream):
         }
         usage = self._usage(call, "".join(pieces), tools)
         return Stream(head=[], chunks=chunks, tail=[sse(self._response(call, usage, last, ident))], done=[])
+
+    def _embed_call(self, model: str, request: Received) -> Call | Plain:
+        items = (request.json or {}).get("requests") if isinstance(request.json, dict) else None
+        if not isinstance(items, list) or not items:
+            return self.error(400, "* BatchEmbedContentsRequest.requests: must not be empty")
+        for item in items:
+            if not isinstance(item, dict) or item.get("model") != f"models/{model}":
+                return self.error(400, f"* BatchEmbedContentsRequest.requests: model must be models/{model}")
+        return Call(model, False, request, "embeddings")
+
+    def embedding_inputs(self, call: Call) -> list[Any]:
+        requests = (call.request.json or {})["requests"]
+        return ["".join(p.get("text", "") for p in r["content"]["parts"]) for r in requests]
+
+    def requested_dimensions(self, call: Call) -> int | None:
+        value = (call.request.json or {})["requests"][0].get("outputDimensionality")
+        return value if isinstance(value, int) else None
+
+    def embeddings_body(self, call: Call, vectors: list[list[float]], tokens: int) -> Plain:
+        return Plain(200, {"embeddings": [{"values": v} for v in vectors]})
+
+    def too_many_inputs(self, call: Call, count: int) -> Plain:
+        return self.error(400, "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n")
+
+    def too_long(self, call: Call) -> Plain:
+        return self.error(400, "The input token count (2049) exceeds the maximum number of tokens allowed (2048).")
 
     def inband_error(self, call: Call, message: str) -> bytes:
         return sse({"error": {"code": 503, "message": message, "status": "UNAVAILABLE"}})

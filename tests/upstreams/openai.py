@@ -1,5 +1,6 @@
 """OpenAI stand-in: ``POST /v1/chat/completions`` (JSON or SSE), ``POST /v1/images/generations``,
-``POST /v1/audio/speech`` and ``GET /v1/models``; ``GET /files/<id>.png`` serves the images it drew by URL.
+``POST /v1/audio/speech``, ``POST /v1/embeddings`` and ``GET /v1/models``; ``GET /files/<id>.png`` serves the
+images it drew by URL.
 
 Wire format as documented at
   https://platform.openai.com/docs/api-reference/chat/create            (the chat.completion object)
@@ -14,6 +15,12 @@ Wire format as documented at
   https://platform.openai.com/docs/api-reference/audio/createSpeech      (model, input, voice, response_format
                                                                           mp3|opus|aac|flac|wav|pcm, speed,
                                                                           instructions -> the audio file content)
+  https://platform.openai.com/docs/api-reference/embeddings/create       (model, input: str | [str] | [int] |
+                                                                          [[int]], dimensions, encoding_format,
+                                                                          user; at most 2048 inputs)
+  https://platform.openai.com/docs/api-reference/embeddings/object       (list of {object: embedding, index,
+                                                                          embedding: [float] | base64}, model,
+                                                                          usage {prompt_tokens, total_tokens})
   https://platform.openai.com/docs/guides/text-to-speech                 (real-time audio streaming with chunked
                                                                           transfer encoding; pcm = 24 kHz 16-bit LE)
 Error texts are the ones the API returns, as quoted in public reports (context_length_exceeded,
@@ -45,6 +52,7 @@ from typing import Any, ClassVar, Literal
 from router.adapters import audio
 
 from .base import MODELS, Call, Plain, Received, Reply, Stream, Tool, now, split_text, tokens
+from .embeddings import EmbeddingsUpstream, to_base64
 from .media import MediaUpstream, parse_size, png, tone
 
 FINGERPRINT = "fp_standin"
@@ -59,7 +67,7 @@ def sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-class OpenAIUpstream(MediaUpstream):
+class OpenAIUpstream(EmbeddingsUpstream, MediaUpstream):
     """Speaks the OpenAI wire format (chat, images, speech, models); ``base_url`` ends in ``/v1``."""
 
     base_path: ClassVar[str] = "/v1"
@@ -92,7 +100,35 @@ class OpenAIUpstream(MediaUpstream):
             return Call(str(body.get("model") or "dall-e-2"), False, request, "images")
         if request.path == "/v1/audio/speech":
             return self._speech_call(request, body)
+        if request.path == "/v1/embeddings":
+            if not body.get("input") or not isinstance(body.get("model"), str):
+                return self._missing("input" if not body.get("input") else "model")
+            return Call(body["model"], False, request, "embeddings")
         return None
+
+    def embedding_inputs(self, call: Call) -> list[Any]:
+        value = (call.request.json or {})["input"]
+        if isinstance(value, str) or (value and isinstance(value[0], int)):
+            return [value]
+        return list(value)
+
+    def requested_dimensions(self, call: Call) -> int | None:
+        value = (call.request.json or {}).get("dimensions")
+        return value if isinstance(value, int) else None
+
+    def embeddings_body(self, call: Call, vectors: list[list[float]], tokens: int) -> Plain:
+        base64_asked = (call.request.json or {}).get("encoding_format") == "base64"
+        data = [
+            {"object": "embedding", "index": i, "embedding": to_base64(v) if base64_asked else v}
+            for i, v in enumerate(vectors)
+        ]
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        body = {"object": "list", "data": data, "model": call.model, "usage": usage}
+        return Plain(200, body, {"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+    def too_many_inputs(self, call: Call, count: int) -> Plain:
+        message = f"'$.input' is invalid: {count} inputs is more than the maximum of 2048."
+        return self._error(400, message, "invalid_request_error", "input", None)
 
     def models_body(self) -> Any:
         data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": self.name} for m in self.models]
@@ -205,6 +241,12 @@ class OpenAIUpstream(MediaUpstream):
         return tone(fmt), audio.MEDIA_TYPES[fmt], {"x-request-id": f"req_{uuid.uuid4().hex}"}
 
     def too_long(self, call: Call) -> Plain:
+        if call.kind == "embeddings":
+            message = (
+                "This model's maximum context length is 8192 tokens, however you requested 8193 tokens (8193 in your "
+                "prompt; 0 for the completion). Please reduce your prompt; or completion length."
+            )
+            return self._error(400, message, "invalid_request_error", None, None)
         param, limit = _MAX_LENGTH[call.kind]
         message = (
             f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, but got a string "

@@ -2,8 +2,8 @@
 
 :func:`policy_changes` compares the two :class:`~router.policy.model.Policy` objects key by key, never compiling
 them: a provider added or removed, a provider's fields that matter to routing (adapter, endpoint, auth, key
-variable, priority, models per namespace), and each namespace's rules. Values are shown as one short line of
-text each (:class:`PolicyChange`); :mod:`router.tools.diff` gathers them into the
+variable, priority, models per namespace, embedding dimensions), and each namespace's rules. Values are shown
+as one short line of text each (:class:`PolicyChange`); :mod:`router.tools.diff` gathers them into the
 :class:`~router.tools.diff.PolicyDiff`. What these changes do to the routes is :mod:`router.tools.diff.routes`' part.
 """
 
@@ -45,7 +45,7 @@ def policy_changes(old: Policy, new: Policy) -> Iterator[PolicyChange]:
             yield PolicyChange(name, "added", None, name)
             continue
         before, after = old.providers[old_names[key]], new.providers[name]
-        for attr in ("adapter", "base_url", "auth", "api_key_env", "priority"):
+        for attr in ("adapter", "base_url", "auth", "api_key_env", "priority", "dimensions"):
             if getattr(before, attr) != getattr(after, attr):
                 yield PolicyChange(name, attr, _text(getattr(before, attr)), _text(getattr(after, attr)))
         for ns in NAMESPACES:
