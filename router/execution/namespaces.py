@@ -19,7 +19,6 @@ from router.execution import chat, images, speech
 from router.execution.executor import Outcome
 from router.execution.speech import AudioStream
 from router.execution.streaming import Stream
-from router.policy.model import NAMESPACES
 from router.routing.resolver import Availability, Resolver
 from router.transport.sync import AsyncTransport, Proxies, RequestsTransport
 from router.types import ChatCompletion, ImagesResponse, Model, ModelList
@@ -312,6 +311,8 @@ class Models:
 
     def list(self) -> ModelList:
         """Every model of every provider available to this client, in every namespace, once per provider."""
+        from router.policy.model import NAMESPACES  # noqa: PLC0415 - loaded with the client's policy
+
         for namespace in NAMESPACES:
             self._client.discover(namespace)
         return model_list(self._client)
@@ -319,6 +320,8 @@ class Models:
 
 def model_list(client: ClientCore | AsyncClientCore) -> ModelList:
     """The (model, provider) pairs available to ``client`` now, as ``GET /v1/models`` lists them."""
+    from router.policy.model import NAMESPACES  # noqa: PLC0415 - loaded with the client's policy
+
     seen: dict[tuple[str, str], Model] = {}
     for namespace in NAMESPACES:
         resolver, view = client.resolver, client.availability(namespace)
