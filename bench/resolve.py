@@ -6,9 +6,9 @@
 
 Start-up: ``python -c "import router"`` in a fresh interpreter (wall clock, and the same with
 ``-X importtime``'s own total for ``router``), then, at 500 providers x 20 models (10,000 model names),
-``load_policy`` on a mapping, ``compile_policy`` on the result, and ``Client(mapping)``, which does both and
-builds the client. Each is the median of its runs; the interpreter's own start (``python -c pass``) is shown
-so it can be subtracted.
+``load_policy`` on a mapping, ``compile_policy`` on the result, ``Client(mapping)``, which does both and
+builds the client, and ``load_policy`` and ``Client`` on the same policy written as a YAML file. Each is the
+median of its runs; the interpreter's own start (``python -c pass``) is shown so it can be subtracted.
 
 Every model name is distinct (20,000 names at the largest size), priorities repeat (so ties are shuffled),
 half the providers need a key and every key is present. Resolve latency is the median of single calls
@@ -23,9 +23,13 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from router import Client, compile_policy, load_policy
 from router.routing.resolver import Resolver
@@ -146,6 +150,8 @@ def startup(runs: int) -> None:
     """The start-up table: importing the package, and building a client over 10,000 model names."""
     data = policy_data(500)
     policy = load_policy(data)
+    path = Path(tempfile.mkdtemp()) / "routes.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     rows = [
         ('`python -c "pass"` (the interpreter alone)', wall_ms([sys.executable, "-c", "pass"], runs)),
         ('`python -c "import router"`', wall_ms([sys.executable, "-c", "import router"], runs)),
@@ -153,6 +159,8 @@ def startup(runs: int) -> None:
         ("load_policy, 500 x 20 (mapping)", median_ms(lambda: load_policy(data), max(runs // 2, 3))),
         ("compile_policy, 500 x 20", median_ms(lambda: compile_policy(policy), max(runs // 2, 3))),
         ("Client(mapping), 500 x 20", median_ms(lambda: Client(data).close(), max(runs // 2, 3))),
+        ("load_policy(path), 500 x 20 as YAML", median_ms(lambda: load_policy(path), max(runs // 4, 3))),
+        ("Client(path), 500 x 20 as YAML", median_ms(lambda: Client(path).close(), max(runs // 4, 3))),
     ]
     print("| measure | median |")
     print("|---|---|")
