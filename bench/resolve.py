@@ -1,7 +1,14 @@
-"""Benchmark: policy compile time and resolve latency at 10, 100 and 1,000 providers x 20 models.
+"""Benchmark: policy compile time and resolve latency at 10, 100 and 1,000 providers x 20 models, and start-up.
 
-    .venv/bin/python bench/resolve.py            # prints a Markdown table (copied into the README)
+    .venv/bin/python bench/resolve.py            # prints two Markdown tables (copied into the README)
     .venv/bin/python bench/resolve.py --quick    # fewer repetitions
+    .venv/bin/python bench/resolve.py --startup  # only the start-up table
+
+Start-up: ``python -c "import router"`` in a fresh interpreter (wall clock, and the same with
+``-X importtime``'s own total for ``router``), then, at 500 providers x 20 models (10,000 model names),
+``load_policy`` on a mapping, ``compile_policy`` on the result, ``Client(mapping)``, which does both and
+builds the client, and ``load_policy`` and ``Client`` on the same policy written as a YAML file. Each is the
+median of its runs; the interpreter's own start (``python -c pass``) is shown so it can be subtracted.
 
 Every model name is distinct (20,000 names at the largest size), priorities repeat (so ties are shuffled),
 half the providers need a key and every key is present. Resolve latency is the median of single calls
@@ -14,11 +21,17 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from router import compile_policy, load_policy
+import yaml
+
+from router import Client, compile_policy, load_policy
 from router.routing.resolver import Resolver
 
 FAMILIES = ["gpt-6", "llama-4.1", "qwen3.8", "mistral-large", "claude-sonnet", "gemini-4", "deepseek-v4", "glm-5"]
@@ -101,11 +114,70 @@ def measure(providers: int, runs: int) -> dict[str, float]:
     }
 
 
+def wall_ms(argv: list[str], runs: int) -> float:
+    """Median wall-clock time of running ``argv`` to its end, in a fresh process each time."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def importtime_ms(runs: int) -> float:
+    """Median of ``-X importtime``'s cumulative time for ``router`` (the interpreter's own start excluded)."""
+    samples = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import router"], check=True, capture_output=True, text=True
+        )
+        line = next(x for x in done.stderr.splitlines() if x.rstrip().endswith("| router"))
+        samples.append(int(line.split("|")[1]) / 1000)
+    return statistics.median(samples)
+
+
+def median_ms(call: Callable[[], object], runs: int) -> float:
+    """Median wall-clock time of ``call()``, in ms."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def startup(runs: int) -> None:
+    """The start-up table: importing the package, and building a client over 10,000 model names."""
+    data = policy_data(500)
+    policy = load_policy(data)
+    path = Path(tempfile.mkdtemp()) / "routes.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    rows = [
+        ('`python -c "pass"` (the interpreter alone)', wall_ms([sys.executable, "-c", "pass"], runs)),
+        ('`python -c "import router"`', wall_ms([sys.executable, "-c", "import router"], runs)),
+        ('`import router` (`-X importtime` total)', importtime_ms(runs)),
+        ("load_policy, 500 x 20 (mapping)", median_ms(lambda: load_policy(data), max(runs // 2, 3))),
+        ("compile_policy, 500 x 20", median_ms(lambda: compile_policy(policy), max(runs // 2, 3))),
+        ("Client(mapping), 500 x 20", median_ms(lambda: Client(data).close(), max(runs // 2, 3))),
+        ("load_policy(path), 500 x 20 as YAML", median_ms(lambda: load_policy(path), max(runs // 4, 3))),
+        ("Client(path), 500 x 20 as YAML", median_ms(lambda: Client(path).close(), max(runs // 4, 3))),
+    ]
+    print("| measure | median |")
+    print("|---|---|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.0f} ms |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--startup", action="store_true", help="only the start-up table")
     args = parser.parse_args()
     runs = 300 if args.quick else 3000
+    startup(5 if args.quick else 21)
+    if args.startup:
+        return
+    print()
     print(
         "| providers x models | validate (load_policy) | compile | exact | substring (cached) | "
         "fuzzy cold | fuzzy cached | auto | resolve + walk 3 |"

@@ -5,6 +5,9 @@ with the chat attempt -> ``ChatCompletion`` (or a committed :class:`~router.exec
 (:mod:`router.execution.namespaces`) are lazy, cached attributes holding only the client; this module holds what they
 share: the policy, keys, exclusions, and ``run``. Each provider gets one adapter and one pooled transport
 per Client, created on first use under a lock, so one Client serves many threads.
+
+The policy language (:mod:`router.policy`: its models, PyYAML, the checks and the compiler) and
+:mod:`router.settings` (pydantic-settings) are imported when a client is built, not with ``import router``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from router import events
 from router.adapters import Adapter, adapter_class
@@ -22,17 +25,16 @@ from router.errors import InvalidResponseError, ProviderError, did_you_mean
 from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute
 from router.execution.namespaces import Audio, Chat, Embeddings, Images, Models, ProviderChoice
-from router.policy.compiler import compile_policy
-from router.policy.loader import load_policy
-from router.policy.model import NAMESPACES, Policy
 from router.routing.health import HealthRules, HealthStore, MemoryStore
 from router.routing.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
-from router.settings import default_policy_source, key_value, output_dir, present_keys, state_url
 from router.transport.sync import HttpResponse, Proxies, RequestsTransport
+
+if TYPE_CHECKING:
+    from router.policy.model import Policy
 
 __all__ = ["Client", "ClientBase", "load_resolver", "open_store"]
 
-PolicySource = str | os.PathLike[str] | Mapping[str, Any] | Policy | Resolver | None
+PolicySource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Policy | Resolver | None"
 TransportT = TypeVar("TransportT")
 HealthT = TypeVar("HealthT")
 
@@ -52,7 +54,13 @@ def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
     """(policy, compiled resolver) from a path, mapping, Policy or Resolver; None = the default policy."""
     if isinstance(policy, Resolver):
         return None, policy
+    from router.policy.compiler import compile_policy  # noqa: PLC0415 - see the module docstring
+    from router.policy.loader import load_policy  # noqa: PLC0415
+    from router.policy.model import Policy  # noqa: PLC0415
+
     if not isinstance(policy, Policy):
+        from router.settings import default_policy_source  # noqa: PLC0415
+
         policy = load_policy(default_policy_source() if policy is None else policy)
     return policy, compile_policy(policy)
 
@@ -76,6 +84,9 @@ class ClientBase(Generic[TransportT, HealthT]):
         print_provider_info: bool = False,
         **kwargs: Any,
     ) -> None:
+        from router.policy.model import NAMESPACES  # noqa: PLC0415 - see the module docstring
+        from router.settings import output_dir, present_keys  # noqa: PLC0415
+
         self._policy, self._resolver = load_resolver(policy)
         health = kwargs.pop("health", None)
         self._owns_health = health is None
@@ -138,6 +149,8 @@ class ClientBase(Generic[TransportT, HealthT]):
         raise NotImplementedError
 
     def _key_for(self, spec: ProviderSpec) -> str | None:
+        from router.settings import key_value  # noqa: PLC0415 - see the module docstring
+
         if spec.auth == "none":
             return None
         return key_value(spec.api_key_env) or self._api_key
@@ -209,6 +222,8 @@ class ClientBase(Generic[TransportT, HealthT]):
         """Recompile with the models that discovering providers listed."""
         if not found or self._policy is None:
             return
+        from router.policy.compiler import compile_policy  # noqa: PLC0415 - loaded with the policy
+
         providers = {
             name: spec.model_copy(update={"models": spec.models.model_copy(update={namespace: tuple(found[name])})})
             if name in found
@@ -312,6 +327,8 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
         return RequestsTransport(base_url, proxies)
 
     def _open_health(self) -> HealthStore:
+        from router.settings import state_url  # noqa: PLC0415 - see the module docstring
+
         return open_store(self._resolver.health, state_url())
 
     def run(

@@ -2,6 +2,9 @@
 
 ``RouterSettings`` holds the ``ROUTER_*`` variables; :func:`present_keys` tells which provider key
 variables are set without ever returning their values.
+
+pydantic-settings costs about 20 ms to import, so ``import router`` does not import this module: the client
+imports it when it is built, the transports when they are, the gateway and the CLI when they start.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-import requests.utils
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -140,6 +142,8 @@ def environment_proxies(url: str) -> dict[str, str]:
 
     Read once per provider: requests would otherwise scan the whole environment on every request.
     """
+    import requests.utils  # noqa: PLC0415 - requests is imported only when a transport is built
+
     return dict(requests.utils.get_environ_proxies(url))
 
 

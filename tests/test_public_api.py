@@ -83,3 +83,43 @@ class TestPublicSurface:
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
         assert result.stdout.split() == ["False", "True"]
+
+
+HEAVY = ("requests", "urllib3", "pydantic_settings", "aiohttp", "redis", "fastapi", "uvicorn", "yaml", "rapidfuzz")
+"""Packages that only some paths need: the sync transport, the settings, the async client, the shared health
+store, the gateway, policy files, fuzzy matching. ``import router`` must load none of them."""
+
+
+def imported_by(code: str) -> set[str]:
+    """Top-level package names that running ``code`` in a fresh interpreter imports, read from
+    ``-X importtime`` (which lists every module as it is first imported)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    lines = [line.split("|")[-1] for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return {line.strip().split(".")[0] for line in lines[1:]}  # the first line is the header
+
+
+class TestImportCost:
+    def test_import_router_loads_no_heavy_package(self) -> None:
+        """``import router`` leaves the transport, settings, async, Redis, gateway, YAML and fuzzy stacks
+        unloaded, so a script that only imports it starts quickly (issue 13); the timing is in bench/resolve.py."""
+        assert sorted(imported_by("import router") & set(HEAVY)) == []
+
+    def test_the_public_names_load_no_heavy_package(self) -> None:
+        """Naming the sync client and the errors loads nothing heavy either; the policy language loads PyYAML
+        (it reads files) but still no transport or settings."""
+        assert sorted(imported_by("from router import Client, ChatCompletion, RouterError") & set(HEAVY)) == []
+        assert sorted(imported_by("from router import load_policy, compile_policy") & set(HEAVY)) == ["yaml"]
+
+    def test_a_client_loads_requests_only_when_it_builds_a_transport(self) -> None:
+        """Building a Client reads settings but opens no session; its first call builds the requests transport."""
+        code = (
+            "import sys, router\n"
+            "client = router.Client({'version': 1, 'providers': {'a': {'adapter': 'openai', 'auth': 'none',"
+            " 'base_url': 'http://127.0.0.1:9', 'models': {'chat': ['m']}}}})\n"
+            "print('requests' in sys.modules)\n"
+            "client.handle('a'); print('requests' in sys.modules)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+        assert result.stdout.split() == ["False", "True"]

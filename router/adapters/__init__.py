@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from importlib import metadata
 
 from router.adapters.base import Adapter, ChatRequest, ChatStream, MalformedEvent
 
@@ -34,6 +33,8 @@ def adapter_class(name: str) -> type[Adapter]:
     """The adapter class for a policy's ``adapter:`` value; ImportError or LookupError when there is none."""
     target = BUILTIN.get(name)
     if target is None and ":" not in name:
+        from importlib import metadata  # noqa: PLC0415 - 15 ms to import; only entry-point adapters need it
+
         found = [ep for ep in metadata.entry_points(group="router.adapters") if ep.name == name]
         if not found:
             raise LookupError(f"no adapter {name!r} is installed (builtin: {', '.join(BUILTIN)})")

@@ -10,7 +10,6 @@ A user adapter subclasses :class:`Adapter` (see the README, "Writing an adapter"
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
@@ -356,6 +355,8 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         pass
+    import email.utils  # noqa: PLC0415 - only an HTTP-date Retry-After needs it
+
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -20,7 +20,6 @@ from router.execution import chat, embeddings, images, speech
 from router.execution.executor import Outcome
 from router.execution.speech import AudioStream
 from router.execution.streaming import Stream
-from router.policy.model import NAMESPACES
 from router.routing.resolver import Availability, Resolver
 from router.transport.sync import AsyncTransport, Proxies, RequestsTransport
 from router.types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse, Model, ModelList
@@ -520,6 +519,8 @@ class Models:
 
     def list(self) -> ModelList:
         """Every model of every provider available to this client, in every namespace, once per provider."""
+        from router.policy.model import NAMESPACES  # noqa: PLC0415 - loaded with the client's policy
+
         for namespace in NAMESPACES:
             self._client.discover(namespace)
         return model_list(self._client)
@@ -527,6 +528,8 @@ class Models:
 
 def model_list(client: ClientCore | AsyncClientCore) -> ModelList:
     """The (model, provider) pairs available to ``client`` now, as ``GET /v1/models`` lists them."""
+    from router.policy.model import NAMESPACES  # noqa: PLC0415 - loaded with the client's policy
+
     seen: dict[tuple[str, str], Model] = {}
     for namespace in NAMESPACES:
         resolver, view = client.resolver, client.availability(namespace)

@@ -5,6 +5,10 @@ scalars ``yaml.safe_load`` would while recording each node's start mark under it
 "groq", "priority")``). Two deliberate differences from ``safe_load``: only ``true``/``false`` are booleans
 (YAML 1.1 also reads ``on``, ``off``, ``yes`` and ``no`` as booleans, so ``resume: off`` stays the string),
 and a repeated key is an error instead of silently keeping the last value.
+
+The nodes are composed by libyaml when PyYAML was built with it (about 15 times faster: a 10,000-model
+policy parses in tens of milliseconds instead of half a second); a text libyaml rejects is parsed again by
+the pure-Python parser, so a syntax error reads the same, with the same place, either way.
 """
 
 from __future__ import annotations
@@ -20,19 +24,28 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from router.errors import PolicyError, PolicyIssue
 
 Path = tuple[str | int, ...]
+_STR = "tag:yaml.org,2002:str"
 
 
 class _Loader(yaml.SafeLoader):
     """The safe loader with YAML 1.2's booleans: ``on``, ``off``, ``yes`` and ``no`` stay strings."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+_LIBYAML: bool = yaml.__with_libyaml__
+
+
+class _CLoader(yaml.CSafeLoader if _LIBYAML else yaml.SafeLoader):  # type: ignore[misc]
+    """:class:`_Loader` over libyaml's parser (used only when PyYAML was built with libyaml)."""
+
+
+for _cls in (_Loader, _CLoader):
+    _cls.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
 
 
 @dataclass(slots=True)
@@ -65,7 +78,16 @@ def parse(text: str, file: str) -> tuple[Any, Positions, list[PolicyIssue]]:
 
     A syntax error, several documents or an empty text raise PolicyError with the place of the problem.
     """
-    loader = _Loader(text)
+    if not _LIBYAML:
+        return _parse(text, file, _Loader)
+    try:
+        return _parse(text, file, _CLoader)
+    except PolicyError:
+        return _parse(text, file, _Loader)  # the pure parser's message and place, as without libyaml
+
+
+def _parse(text: str, file: str, loader_class: type[Any]) -> tuple[Any, Positions, list[PolicyIssue]]:
+    loader = loader_class(text)
     walker = _Walker(loader, file)
     try:
         node = loader.get_single_node()
@@ -85,7 +107,7 @@ def parse(text: str, file: str) -> tuple[Any, Positions, list[PolicyIssue]]:
 
 
 class _Walker:
-    def __init__(self, loader: _Loader, file: str) -> None:
+    def __init__(self, loader: _Loader | _CLoader, file: str) -> None:
         self.loader = loader
         self.file = file
         self.positions = Positions()
@@ -94,6 +116,8 @@ class _Walker:
 
     def walk(self, node: Node, path: Path) -> Any:
         self.positions.values.setdefault(path, _mark(node))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
         if id(node) in self._open:  # an alias that contains itself
             self._issue(node, "a YAML alias may not contain itself", path)
             return None
@@ -107,6 +131,13 @@ class _Walker:
         finally:
             self._open.discard(id(node))
 
+    def _scalar(self, node: ScalarNode) -> Any:
+        """A scalar's value; a string (most of a policy) is its text as it stands, as the constructor would
+        return it, without the constructor's bookkeeping (a third of the walk's time on a large policy)."""
+        if node.tag == _STR:
+            return node.value
+        return self.loader.construct_object(node, deep=True)
+
     def _mapping(self, node: MappingNode, path: Path) -> dict[Any, Any]:
         self.loader.flatten_mapping(node)  # resolves "<<" merge keys
         result: dict[Any, Any] = {}
@@ -115,7 +146,7 @@ class _Walker:
             if not isinstance(key_node, ScalarNode):
                 self._issue(key_node, "a mapping key must be a plain value", path)
                 continue
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self._scalar(key_node)
             if key in first_seen:
                 message = f"duplicate key (first at line {first_seen[key]})"
                 self._issue(key_node, message, (*path, key))

@@ -26,9 +26,6 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Sequence
 from typing import Literal
 
-from rapidfuzz import process
-from rapidfuzz.distance import Indel
-
 __all__ = ["Match", "ModelIndex", "Ranking"]
 
 MatchKind = Literal["substring", "difflib"]
@@ -150,6 +147,9 @@ class Ranking:
 
     def _best_difflib(self, accept: Callable[[int], bool] | None) -> Match | None:
         if self._bounds is None:
+            from rapidfuzz import process  # noqa: PLC0415 - 7 ms to import; only a difflib match needs it
+            from rapidfuzz.distance import Indel  # noqa: PLC0415
+
             index = self._index
             found = process.extract(
                 self.query,
@@ -187,6 +187,8 @@ def _better(score: float, model_id: int, best: tuple[float, int] | None) -> bool
 
 def _closest_difflib(names: Sequence[str], query: str, model_ids: Collection[int], cutoff: float) -> Match | None:
     """Branch and bound over a few names: exact ratios only where the Indel bound could still win."""
+    from rapidfuzz.distance import Indel  # noqa: PLC0415 - see _best_difflib
+
     bounded = sorted(
         ((Indel.normalized_similarity(names[i], query), i) for i in model_ids), key=lambda b: (-b[0], b[1])
     )

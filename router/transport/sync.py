@@ -6,6 +6,9 @@ are the executor's, and every one of them is logged. requests' exceptions are tr
 router's :class:`~router.errors.ProviderError` classes, with the original kept as ``__cause__``: this module
 says which :data:`~router.transport.core.Failure` an exception is; what each one means, the time limits and
 the body's framing are :mod:`router.transport.core`'s, shared with the aiohttp transport.
+
+The wire types here are what every adapter builds, so this module is imported with ``import router``;
+requests and urllib3 (about 40 ms) and the settings are imported only when a transport is built or used.
 """
 
 from __future__ import annotations
@@ -15,16 +18,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from router.errors import ProviderError
-from router.settings import ca_bundle, environment_proxies
 from router.transport.core import Failure, connect_timeout_s, parts, provider_error, time_left_s
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = [
     "AsyncStreamResponse",
@@ -145,6 +145,11 @@ class RequestsTransport:
     """HTTP for one provider over one pooled ``requests.Session``; safe to share between threads."""
 
     def __init__(self, base_url: str, proxies: Proxies | None = None, *, pool_size: int = 64) -> None:
+        import requests  # noqa: PLC0415 - imported when the first transport is built (see the module docstring)
+        from requests.adapters import HTTPAdapter  # noqa: PLC0415
+
+        from router.settings import ca_bundle, environment_proxies  # noqa: PLC0415
+
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
@@ -215,6 +220,8 @@ _READ_SIZE = 65536
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """requests' and the socket's exceptions -> router's ProviderError classes, at this one boundary."""
+    import requests  # noqa: PLC0415 - loaded by then: a transport exists
+
     try:
         yield
     except ProviderError:
@@ -225,6 +232,9 @@ def _translated() -> Iterator[None]:
 
 def _failure(exc: BaseException) -> tuple[Failure, str]:
     """Which failure a requests (or socket) exception is, and its detail."""
+    import requests  # noqa: PLC0415 - loaded by then: a transport exists
+    from urllib3.exceptions import ReadTimeoutError  # noqa: PLC0415
+
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connect_timeout", ""
     if isinstance(exc, requests.exceptions.ReadTimeout | TimeoutError):
@@ -246,6 +256,8 @@ def _failure(exc: BaseException) -> tuple[Failure, str]:
 
 def _read_by(response: requests.Response, ends: float) -> bytes:
     """The whole body, each read waiting at most until ``ends`` (``read1`` makes at most one socket read)."""
+    import urllib3  # noqa: PLC0415 - loaded by then: a transport exists
+
     raw, sock = response.raw, getattr(getattr(response.raw, "connection", None), "sock", None)
     parts: list[bytes] = []
     try:
