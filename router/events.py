@@ -16,8 +16,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import structlog
-
 __all__ = [
     "EVENTS",
     "attempt_failed",
@@ -65,11 +63,23 @@ EVENTS = (
 
 _stdlib = logging.getLogger("router")
 _stdlib.addHandler(logging.NullHandler())
-_fallback = structlog.wrap_logger(
-    _stdlib,
-    processors=[structlog.stdlib.filter_by_level, structlog.processors.KeyValueRenderer(key_order=["event"])],
-    wrapper_class=structlog.stdlib.BoundLogger,
-)
+_loaded: tuple[Any, Any] | None = None
+"""structlog and the fallback logger, made at the first event: importing structlog (and the asyncio it
+imports) is a third of ``import router``, which many programs do without logging anything yet."""
+
+
+def _structlog() -> tuple[Any, Any]:
+    global _loaded  # noqa: PLW0603 - built once, at the first event
+    if _loaded is None:
+        import structlog  # noqa: PLC0415 - see _loaded
+
+        fallback = structlog.wrap_logger(
+            _stdlib,
+            processors=[structlog.stdlib.filter_by_level, structlog.processors.KeyValueRenderer(key_order=["event"])],
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+        _loaded = (structlog, fallback)
+    return _loaded
 
 Logger = Any
 """A structlog bound logger (``BoundLoggerLazyProxy`` or ``stdlib.BoundLogger``)."""
@@ -223,4 +233,5 @@ def policy_rejected(path: str, sha256: str, errors: Sequence[str]) -> None:
 
 
 def _base() -> Logger:
-    return structlog.get_logger("router") if structlog.is_configured() else _fallback
+    structlog, fallback = _loaded or _structlog()
+    return structlog.get_logger("router") if structlog.is_configured() else fallback

@@ -85,9 +85,24 @@ class TestPublicSurface:
         assert result.stdout.split() == ["False", "True"]
 
 
-HEAVY = ("requests", "urllib3", "pydantic_settings", "aiohttp", "redis", "fastapi", "uvicorn", "yaml", "rapidfuzz")
+HEAVY = (
+    "requests",
+    "urllib3",
+    "pydantic_settings",
+    "aiohttp",
+    "redis",
+    "fastapi",
+    "uvicorn",
+    "yaml",
+    "rapidfuzz",
+    "structlog",
+    "tenacity",
+    "asyncio",
+    "opentelemetry",
+)
 """Packages that only some paths need: the sync transport, the settings, the async client, the shared health
-store, the gateway, policy files, fuzzy matching. ``import router`` must load none of them."""
+store, the gateway, policy files, fuzzy matching, the first event, the first retry, traces. ``import router``
+must load none of them."""
 
 
 def imported_by(code: str) -> set[str]:

@@ -22,15 +22,12 @@ for coroutine attempts (the AsyncClient and the gateway), sharing every decision
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, Retrying
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from router import events
 from router.errors import (
@@ -43,6 +40,9 @@ from router.errors import (
 from router.execution import tracing
 from router.routing.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
 from router.routing.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = [
     "Deadline",
@@ -299,6 +299,8 @@ class _Runner(Generic[T]):
                 raise
         self.walk.decided("retry")
         time.sleep(self._next_wait)
+        from tenacity import Retrying  # noqa: PLC0415 - only a failed attempt needs it (tenacity imports asyncio)
+
         return Retrying(**self._strategy())(self.once)
 
     async def run_async(self) -> T:
@@ -309,6 +311,10 @@ class _Runner(Generic[T]):
             if not self._retries(exc):
                 raise
         self.walk.decided("retry")
+        import asyncio  # noqa: PLC0415 - loaded already in any coroutine; see run
+
+        from tenacity import AsyncRetrying  # noqa: PLC0415
+
         await asyncio.sleep(self._next_wait)
         value: T = await AsyncRetrying(**self._strategy())(self.once_async)
         return value

@@ -16,7 +16,6 @@ the provider produces natively is streamed as it arrives; converted audio is pro
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import tempfile
@@ -146,7 +145,7 @@ def speech_attempt_async(
                 return _encode(pcm, local.pcm_rate, wanted, candidate)
 
             try:
-                data = await asyncio.to_thread(synthesize)
+                data = await _to_thread(synthesize)
             finally:
                 cancelled.set()  # this task was cancelled (the caller left): the worker thread stops too
         else:
@@ -394,3 +393,10 @@ class AsyncAudioStream(_Audio[AsyncStreamResponse, AsyncIterator[bytes]]):
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         await self.close()
+
+
+async def _to_thread(work: Callable[[], bytes]) -> bytes:
+    """``asyncio.to_thread``; asyncio is imported here, where a coroutine already runs, not by ``import router``."""
+    import asyncio  # noqa: PLC0415
+
+    return await asyncio.to_thread(work)
