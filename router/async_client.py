@@ -111,7 +111,7 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
                 route = await asyncio.to_thread(self.begin, namespace, model, provider, log)
             else:
                 route = self.begin(namespace, model, provider, log)
-            deadline = Deadline(self.resolver.deadline_s)
+            deadline = Deadline(self.resolver.deadline_s, self.clock)
             outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline, health=self.health)
             tracing.request_succeeded(span, outcome)
         self.succeeded(log, outcome, started, stream=stream)

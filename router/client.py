@@ -25,6 +25,7 @@ from router.errors import InvalidResponseError, ProviderError, did_you_mean
 from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute
 from router.execution.namespaces import Audio, Chat, Embeddings, Images, Models, ProviderChoice
+from router.routing.clock import SYSTEM, Clock
 from router.routing.health import HealthRules, HealthStore, MemoryStore
 from router.routing.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
 from router.transport.sync import HttpResponse, Proxies, RequestsTransport
@@ -88,6 +89,8 @@ class ClientBase(Generic[TransportT, HealthT]):
         from router.settings import output_dir, present_keys  # noqa: PLC0415
 
         self._policy, self._resolver = load_resolver(policy)
+        self.clock: Clock = kwargs.pop("clock", None) or SYSTEM
+        """The clock of deadlines, retry waits and cooldowns (``router simulate`` passes a virtual one)."""
         health = kwargs.pop("health", None)
         self._owns_health = health is None
         self.health: HealthT = health if health is not None else self._open_health()
@@ -348,7 +351,7 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
         with tracing.request_span(namespace, model, log, content) as span:
             self.discover(namespace)
             route = self.begin(namespace, model, provider, log)
-            deadline = Deadline(self._resolver.deadline_s)
+            deadline = Deadline(self._resolver.deadline_s, self.clock)
             outcome = execute(self._resolver, route, attempt, log=log, deadline=deadline, health=self.health)
             tracing.request_succeeded(span, outcome)
         self.succeeded(log, outcome, started, stream=stream)

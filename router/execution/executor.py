@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -38,6 +37,7 @@ from router.errors import (
     ProviderError,
 )
 from router.execution import tracing
+from router.routing.clock import SYSTEM, Clock
 from router.routing.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
 from router.routing.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
 
@@ -76,15 +76,17 @@ def attempt_limit(limit_s: float, own_s: float) -> Iterator[None]:
 class Deadline:
     """One time budget for a whole request, on the monotonic clock."""
 
-    __slots__ = ("budget_s", "ends")
+    __slots__ = ("budget_s", "clock", "ends")
 
-    def __init__(self, budget_s: float) -> None:
+    def __init__(self, budget_s: float, clock: Clock = SYSTEM) -> None:
         self.budget_s = budget_s
-        self.ends = time.monotonic() + budget_s
+        self.clock = clock
+        """The clock the budget runs on; the walk reads and sleeps on the same one."""
+        self.ends = clock.now() + budget_s
 
     def remaining(self) -> float:
         """Seconds left (never negative)."""
-        return max(self.ends - time.monotonic(), 0.0)
+        return max(self.ends - self.clock.now(), 0.0)
 
     def clip(self, seconds: float) -> float:
         """``seconds``, or what is left of the budget when that is less."""
@@ -280,6 +282,7 @@ class _Runner(Generic[T]):
         self.candidate, self.spec, self.attempt, self.walk = candidate, spec, attempt, walk
         self.plan: RetryPlan = walk.resolver.retry
         self.deadline, self.attempts, self.log = walk.deadline, walk.attempts, walk.log
+        self.clock: Clock = walk.deadline.clock
         self.key, self.probe = key, probe
         """The candidate's health key, and whether it runs as a half-open probe."""
         self.health: HealthStore | None = None
@@ -298,10 +301,10 @@ class _Runner(Generic[T]):
             if not self._retries(exc):
                 raise
         self.walk.decided("retry")
-        time.sleep(self._next_wait)
+        self.clock.sleep(self._next_wait)
         from tenacity import Retrying  # noqa: PLC0415 - only a failed attempt needs it (tenacity imports asyncio)
 
-        return Retrying(**self._strategy())(self.once)
+        return Retrying(sleep=self.clock.sleep, **self._strategy())(self.once)
 
     async def run_async(self) -> T:
         """:meth:`run` for a coroutine attempt, sleeping with asyncio."""
@@ -311,12 +314,10 @@ class _Runner(Generic[T]):
             if not self._retries(exc):
                 raise
         self.walk.decided("retry")
-        import asyncio  # noqa: PLC0415 - loaded already in any coroutine; see run
+        from tenacity import AsyncRetrying  # noqa: PLC0415 - see run
 
-        from tenacity import AsyncRetrying  # noqa: PLC0415
-
-        await asyncio.sleep(self._next_wait)
-        value: T = await AsyncRetrying(**self._strategy())(self.once_async)
+        await self.clock.asleep(self._next_wait)
+        value: T = await AsyncRetrying(sleep=self.clock.asleep, **self._strategy())(self.once_async)
         return value
 
     def _strategy(self) -> dict[str, Any]:
@@ -341,7 +342,7 @@ class _Runner(Generic[T]):
             self._interrupted()
             raise
         finally:
-            self.elapsed_ms = (time.monotonic() - started) * 1000
+            self.elapsed_ms = (self.clock.now() - started) * 1000
         tracing.attempt_succeeded(self.span, self.candidate.model, value)
         return value
 
@@ -359,14 +360,14 @@ class _Runner(Generic[T]):
             self._interrupted()
             raise
         finally:
-            self.elapsed_ms = (time.monotonic() - started) * 1000
+            self.elapsed_ms = (self.clock.now() - started) * 1000
         tracing.attempt_succeeded(self.span, self.candidate.model, value)
         return value
 
     def _begin(self) -> float:
         self.count += 1
         self.span = tracing.attempt_started(self.walk.route.namespace, self.candidate, self.count)
-        return time.monotonic()
+        return self.clock.now()
 
     def _interrupted(self) -> None:
         """The attempt was abandoned (cancelled, or a bug): its span ends with no action taken."""
@@ -376,7 +377,7 @@ class _Runner(Generic[T]):
     def _failed(self, exc: ProviderError, started: float) -> None:
         self.walk.failed_span, self.span = self.span, None  # ended once the walk decides what comes next
         exc.provider, exc.model = self.candidate.provider, self.candidate.model
-        elapsed_ms = (time.monotonic() - started) * 1000
+        elapsed_ms = (self.clock.now() - started) * 1000
         candidate = self.candidate
         self.attempts.append(
             Attempt(
