@@ -12,6 +12,7 @@ session per provider.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
@@ -34,7 +35,9 @@ from router.execution.namespaces import (
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
 from router.policy.model import NAMESPACES
+from router.routing.facts import Facts, context_facts
 from router.routing.health import AsyncHealthStore, AsyncMemoryStore, HealthRules
+from router.routing.limits import AsyncLimitStore
 from router.routing.resolver import Candidate
 from router.settings import state_url
 from router.transport.aio import AiohttpTransport
@@ -54,7 +57,7 @@ def open_async_store(rules: HealthRules, url: str | None = None) -> AsyncHealthS
     return AsyncRedisStore(where)
 
 
-class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
+class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore, AsyncLimitStore]):
     """Chat, images and speech across a policy's providers, from asyncio code.
 
     Takes exactly :class:`~router.client.Client`'s arguments. Close it with ``await client.aclose()`` or use
@@ -92,6 +95,14 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
     def _open_health(self) -> AsyncHealthStore:
         return open_async_store(self.resolver.health, state_url())
 
+    def _open_limits(self) -> AsyncLimitStore | None:
+        if not self.resolver.limited:
+            return None
+        from router.routing.limits import open_async_limits  # noqa: PLC0415 - only a policy with limits needs them
+
+        rules = self.resolver.health
+        return open_async_limits(state_url() or rules.store, rules.replicas, self.clock)
+
     async def run(
         self,
         namespace: str,
@@ -102,17 +113,34 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
         log: events.Logger,
         stream: bool = False,
         content: Any = None,
+        facts: Facts | None = None,
     ) -> Outcome[Any]:
         """Resolve, log the route, execute with the coroutine ``attempt``, and record who answered."""
         started = time.monotonic()
+        facts = facts or context_facts()
         with tracing.request_span(namespace, model, log, content) as span:
             await self.discover(namespace)
+            usage = None
+            if self.limits is not None and self.reads_usage(namespace):
+                usage = await self.limits.usage(self.resolver.limit_keys)
             if self.resolver.costly(namespace, model):  # a cold search of a large policy: off the event loop
-                route = await asyncio.to_thread(self.begin, namespace, model, provider, log)
+                route = await asyncio.to_thread(
+                    functools.partial(self.begin, namespace, model, provider, log, facts=facts, usage=usage)
+                )
             else:
-                route = self.begin(namespace, model, provider, log)
+                route = self.begin(namespace, model, provider, log, facts=facts, usage=usage)
             deadline = Deadline(self.resolver.deadline_s, self.clock)
-            outcome = await execute_async(self.resolver, route, attempt, log=log, deadline=deadline, health=self.health)
+            outcome = await execute_async(
+                self.resolver,
+                route,
+                attempt,
+                log=log,
+                deadline=deadline,
+                health=self.health,
+                limits=self.limits,
+                load=self.load,
+                facts=facts,
+            )
             tracing.request_succeeded(span, outcome)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
@@ -159,6 +187,8 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore]):
             await transport.aclose()
         if self._owns_health:
             await self.health.aclose()
+        if self._owns_limits and self.limits is not None:
+            await self.limits.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -230,7 +260,14 @@ class AsyncCompletions(Namespace):
             extra=kwargs,
         )
         outcome = await self._client.run(
-            "chat", model, call.attempt, provider=provider, log=call.log, stream=stream, content=call.content
+            "chat",
+            model,
+            call.attempt,
+            provider=provider,
+            log=call.log,
+            stream=stream,
+            content=call.content,
+            facts=call.facts,
         )
         result: ChatCompletion | AsyncStream = self._answer(call, outcome)
         return result

@@ -26,8 +26,12 @@ from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute
 from router.execution.namespaces import Audio, Chat, Embeddings, Images, Models, ProviderChoice
 from router.routing.clock import SYSTEM, Clock
+from router.routing.facts import NO_FACTS, Facts, context_facts
 from router.routing.health import HealthRules, HealthStore, MemoryStore
+from router.routing.limits import LimitStore, Usage
+from router.routing.load import LoadTracker
 from router.routing.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
+from router.routing.strategies import Signals
 from router.transport.sync import HttpResponse, Proxies, RequestsTransport
 
 if TYPE_CHECKING:
@@ -38,6 +42,7 @@ __all__ = ["Client", "ClientBase", "load_resolver", "open_store"]
 PolicySource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Policy | Resolver | None"
 TransportT = TypeVar("TransportT")
 HealthT = TypeVar("HealthT")
+LimitsT = TypeVar("LimitsT")
 
 
 def open_store(rules: HealthRules, url: str | None = None) -> HealthStore:
@@ -66,7 +71,7 @@ def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
     return policy, compile_policy(policy)
 
 
-class ClientBase(Generic[TransportT, HealthT]):
+class ClientBase(Generic[TransportT, HealthT, LimitsT]):
     """What :class:`Client` and :class:`~router.async_client.AsyncClient` share: the compiled policy, keys,
     preferred providers, exclusions, one adapter and transport per provider, and the events around a request.
     The constructor's parameters are documented on :class:`Client`."""
@@ -95,6 +100,13 @@ class ClientBase(Generic[TransportT, HealthT]):
         self._owns_health = health is None
         self.health: HealthT = health if health is not None else self._open_health()
         """Where provider health lives (``Client(health=store)`` shares one store between clients)."""
+        limits = kwargs.pop("limits", None)
+        self._owns_limits = limits is None
+        self.limits: LimitsT | None = limits if limits is not None else self._open_limits()
+        """Where the policy's local limits are counted (None: it declares none); on the health store's Redis
+        when there is one, so that every replica counts together (``Client(limits=store)`` shares one)."""
+        self.load = LoadTracker(self.clock)
+        """Latency and in-flight counts per provider+model, for the ``latency`` and ``least_busy`` orders."""
         self._api_key = api_key
         self._proxies = dict(proxies) if proxies else None
         self._keys = present_keys(p.api_key_env for p in self._resolver.providers)
@@ -151,6 +163,9 @@ class ClientBase(Generic[TransportT, HealthT]):
     def _open_health(self) -> HealthT:
         raise NotImplementedError
 
+    def _open_limits(self) -> LimitsT | None:
+        raise NotImplementedError
+
     def _key_for(self, spec: ProviderSpec) -> str | None:
         from router.settings import key_value  # noqa: PLC0415 - see the module docstring
 
@@ -173,14 +188,43 @@ class ClientBase(Generic[TransportT, HealthT]):
 
     # -- running a request -------------------------------------------------------------------------
 
-    def begin(self, namespace: str, model: str, provider: ProviderChoice, log: events.Logger) -> Route:
-        """Resolve one request and log ``route_resolved``."""
-        route = self._route(namespace, model, provider)
+    def begin(
+        self,
+        namespace: str,
+        model: str,
+        provider: ProviderChoice,
+        log: events.Logger,
+        *,
+        facts: Facts = NO_FACTS,
+        usage: Mapping[str, Usage] | None = None,
+    ) -> Route:
+        """Resolve one request and log ``route_resolved``. ``usage`` is the limits' state, read by the caller
+        when the namespace orders by ``usage``."""
+        route = self._route(namespace, model, provider, facts, self._signals(namespace, facts, usage))
         first = route.first
         events.route_resolved(
-            log, provider=first.provider, model=first.model, match=route.match, queue_length=len(route.queue)
+            log,
+            provider=first.provider,
+            model=first.model,
+            match=route.match,
+            queue_length=len(route.queue),
+            strategy=route.strategy,
+            rule=route.pin.describe() if route.pin is not None else None,
         )
         return route
+
+    def reads_usage(self, namespace: str) -> bool:
+        """Whether a request of ``namespace`` orders by the limits' headroom (``order: usage``)."""
+        return self.limits is not None and "headroom" in self._resolver.tables[namespace].reads
+
+    def _signals(self, namespace: str, facts: Facts, usage: Mapping[str, Usage] | None) -> Signals | None:
+        """What this request's strategies read, when one reads anything of the moment."""
+        reads = self._resolver.tables[namespace].reads
+        if not reads:
+            return None
+        load = self.load.snapshot() if "load" in reads else None
+        headroom = self._resolver.headroom(usage) if usage is not None else None
+        return self._resolver.signals(facts, load=load, headroom=headroom)
 
     def succeeded(self, log: events.Logger, outcome: Outcome[Any], started: float, *, stream: bool) -> None:
         """Log ``request_succeeded`` and, when asked, print ``provider:model`` (`` (Fallback)`` if not first)."""
@@ -197,7 +241,9 @@ class ClientBase(Generic[TransportT, HealthT]):
         if self.print_provider_info:
             print(f"{candidate.provider}:{candidate.model}{' (Fallback)' if outcome.position else ''}")
 
-    def _route(self, namespace: str, model: str, provider: ProviderChoice) -> Route:
+    def _route(
+        self, namespace: str, model: str, provider: ProviderChoice, facts: Facts, signals: Signals | None
+    ) -> Route:
         preferred = self._provider_name(provider) if provider is not None else self._preferred[namespace]
         return self._resolver.resolve(
             namespace,
@@ -206,6 +252,8 @@ class ClientBase(Generic[TransportT, HealthT]):
             keys=self._keys,
             exclude=self._exclude[namespace],
             api_key=self._api_key is not None,
+            facts=facts,
+            signals=signals,
         )
 
     def to_discover(self, namespace: str) -> list[str]:
@@ -284,7 +332,7 @@ def _adapter_or_none(name: str) -> type[Adapter] | None:
         return None
 
 
-class Client(ClientBase[RequestsTransport, HealthStore]):
+class Client(ClientBase[RequestsTransport, HealthStore, LimitStore]):
     """Chat, images and speech across the providers of a routing policy, from plain (threaded) code.
 
     ``policy``: a path, a mapping, a :class:`~router.Policy` or a compiled :class:`~router.Resolver`; by
@@ -334,6 +382,15 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
 
         return open_store(self._resolver.health, state_url())
 
+    def _open_limits(self) -> LimitStore | None:
+        if not self._resolver.limited:
+            return None
+        from router.routing.limits import open_limits  # noqa: PLC0415 - only a policy with limits needs them
+        from router.settings import state_url  # noqa: PLC0415
+
+        rules = self._resolver.health
+        return open_limits(state_url() or rules.store, rules.replicas, self.clock)
+
     def run(
         self,
         namespace: str,
@@ -344,15 +401,31 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
         log: events.Logger,
         stream: bool = False,
         content: Any = None,
+        facts: Facts | None = None,
     ) -> Outcome[Any]:
         """Resolve, log the route, execute with ``attempt``, and record who answered. ``content`` is what was
-        asked (chat messages), recorded in a trace only when the application allows message content there."""
+        asked (chat messages), recorded in a trace only when the application allows message content there;
+        ``facts`` what routing may know of the request (its size, tags, metadata)."""
         started = time.monotonic()
+        facts = facts or context_facts()
         with tracing.request_span(namespace, model, log, content) as span:
             self.discover(namespace)
-            route = self.begin(namespace, model, provider, log)
+            usage = (
+                self.limits.usage(self._resolver.limit_keys) if self.limits and self.reads_usage(namespace) else None
+            )
+            route = self.begin(namespace, model, provider, log, facts=facts, usage=usage)
             deadline = Deadline(self._resolver.deadline_s, self.clock)
-            outcome = execute(self._resolver, route, attempt, log=log, deadline=deadline, health=self.health)
+            outcome = execute(
+                self._resolver,
+                route,
+                attempt,
+                log=log,
+                deadline=deadline,
+                health=self.health,
+                limits=self.limits,
+                load=self.load,
+                facts=facts,
+            )
             tracing.request_succeeded(span, outcome)
         self.succeeded(log, outcome, started, stream=stream)
         return outcome
@@ -400,6 +473,8 @@ class Client(ClientBase[RequestsTransport, HealthStore]):
             transport.close()
         if self._owns_health:
             self.health.close()
+        if self._owns_limits and self.limits is not None:
+            self.limits.close()
 
     def __enter__(self) -> Client:
         return self

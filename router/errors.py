@@ -35,7 +35,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 __all__ = [
     "AllProvidersFailedError",
@@ -47,6 +47,8 @@ __all__ = [
     "DeadlineExceededError",
     "EmptyResponseError",
     "InvalidResponseError",
+    "LocalLimitError",
+    "NoCandidateFitsError",
     "NoRouteError",
     "PolicyError",
     "PolicyIssue",
@@ -56,6 +58,7 @@ __all__ = [
     "RateLimitError",
     "RouterError",
     "ServerError",
+    "Skipped",
     "SpeechNotGeneratedError",
     "StreamInterruptedError",
     "did_you_mean",
@@ -285,6 +288,47 @@ class AllProvidersFailedError(RouterError, RuntimeError):
 
 class DeadlineExceededError(AllProvidersFailedError, TimeoutError):
     """The request's deadline (``failover.deadline_s``, or the caller's) ran out before a candidate answered."""
+
+
+class Skipped(NamedTuple):
+    """A candidate not called for a local reason (``rate_limited_locally``, ``budget_exhausted``,
+    ``context_window``), and when it may admit again (None: unknown or never for this request)."""
+
+    provider: str
+    model: str
+    reason: str
+    detail: str
+    retry_after_s: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}: {self.reason} ({self.detail})" if self.detail else self.provider
+
+
+class LocalLimitError(AllProvidersFailedError):
+    """Every candidate of a request was at one of its local limits (``limits:`` rpm, tpm, in flight, budget):
+    none was called. ``retry_after_s`` is the soonest any of them admits again; the gateway answers 429."""
+
+    def __init__(self, namespace: str, skipped: Sequence[Skipped]) -> None:
+        self.skipped: tuple[Skipped, ...] = tuple(skipped)
+        waits = [s.retry_after_s for s in self.skipped if s.retry_after_s is not None]
+        self.retry_after_s: float | None = min(waits) if waits else None
+        named = "; ".join(str(s) for s in self.skipped[:3])
+        more = f" (+{len(self.skipped) - 3} more)" if len(self.skipped) > 3 else ""
+        head = f"Every {_NOUNS.get(namespace, namespace)} provider is at a local limit"
+        super().__init__(namespace, (), reason=f"{head}: {named}{more}")
+        self.args = (f"{head}: {named}{more}.",)
+
+
+class NoCandidateFitsError(AllProvidersFailedError, ValueError):
+    """No candidate's context window (or answer limit) can hold the request, as ``model_info:`` declares them:
+    none was called. The gateway answers 400 ``context_length_exceeded``."""
+
+    def __init__(self, namespace: str, skipped: Sequence[Skipped]) -> None:
+        self.skipped = tuple(skipped)
+        named = "; ".join(str(s) for s in self.skipped[:3])
+        more = f" (+{len(self.skipped) - 3} more)" if len(self.skipped) > 3 else ""
+        super().__init__(namespace, ())
+        self.args = (f"No {_NOUNS.get(namespace, namespace)} candidate can hold this request: {named}{more}.",)
 
 
 class StreamInterruptedError(RouterError):

@@ -81,6 +81,7 @@ def _structlog() -> tuple[Any, Any]:
         _loaded = (structlog, fallback)
     return _loaded
 
+
 Logger = Any
 """A structlog bound logger (``BoundLoggerLazyProxy`` or ``stdlib.BoundLogger``)."""
 
@@ -90,9 +91,27 @@ def request_logger(namespace: str, requested_model: str, request_id: str | None 
     return _base().bind(request_id=request_id or uuid.uuid4().hex, namespace=namespace, requested_model=requested_model)
 
 
-def route_resolved(log: Logger, *, provider: str, model: str, match: str, queue_length: int) -> None:
-    """The first candidate was chosen; ``queue_length`` candidates may be tried in all."""
-    log.info("route_resolved", provider=provider, model=model, match=match, queue_length=queue_length)
+def route_resolved(
+    log: Logger,
+    *,
+    provider: str,
+    model: str,
+    match: str,
+    queue_length: int,
+    strategy: str = "priority",
+    rule: str | None = None,
+) -> None:
+    """The first candidate was chosen; ``queue_length`` candidates may be tried in all, ordered by ``strategy``
+    inside each tier; ``rule`` names the pin (and its ``when:``) that chose the first candidates, if one did."""
+    log.info(
+        "route_resolved",
+        provider=provider,
+        model=model,
+        match=match,
+        queue_length=queue_length,
+        strategy=strategy,
+        rule=rule,
+    )
 
 
 def attempt_failed(
@@ -171,9 +190,11 @@ def provider_recovered(log: Logger, *, provider: str, model: str | None, failure
     log.info("provider_recovered", provider=provider, model=model, failures=failures)
 
 
-def provider_skipped(log: Logger, *, provider: str, model: str, reason: str) -> None:
-    """A candidate moved behind the healthy ones for this request (``reason``: cooling_down, probes_taken)."""
-    log.info("provider_skipped", provider=provider, model=model, reason=reason)
+def provider_skipped(log: Logger, *, provider: str, model: str, reason: str, detail: str = "") -> None:
+    """A candidate moved behind the healthy ones for this request (``reason``: cooling_down, probes_taken), or
+    not called at all for a local reason (rate_limited_locally, budget_exhausted, context_window; ``detail``
+    says which limit or window)."""
+    log.info("provider_skipped", provider=provider, model=model, reason=reason, detail=detail)
 
 
 def health_store_unavailable(*, store: str, error: str) -> None:

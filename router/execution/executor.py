@@ -33,12 +33,18 @@ from router.errors import (
     AllProvidersFailedError,
     Attempt,
     DeadlineExceededError,
+    LocalLimitError,
+    NoCandidateFitsError,
     ProviderConnectionError,
     ProviderError,
+    Skipped,
 )
 from router.execution import tracing
 from router.routing.clock import SYSTEM, Clock
+from router.routing.facts import NO_FACTS, Facts
 from router.routing.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
+from router.routing.limits import AsyncLimitStore, Check, LimitStore, Verdict
+from router.routing.load import LoadTracker
 from router.routing.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
 
 if TYPE_CHECKING:
@@ -117,27 +123,49 @@ def execute(
     deadline: Deadline,
     health: HealthStore | None = None,
     candidates: Iterable[Candidate] | None = None,
+    limits: LimitStore | None = None,
+    load: LoadTracker | None = None,
+    facts: Facts = NO_FACTS,
 ) -> Outcome[T]:
     """Walk ``route.queue`` (or ``candidates``, when given) until an attempt succeeds; raise when none can.
 
-    ``health`` is the client's health store (none: every candidate is taken as healthy). Raises the
-    ProviderError itself for a class that neither retries nor fails over (a malformed request, a content
-    filter), :class:`DeadlineExceededError` when the budget ran out, and otherwise
-    :class:`AllProvidersFailedError` listing every attempt.
+    ``health`` is the client's health store (none: every candidate is taken as healthy); ``limits`` the store
+    of the policy's local limits (none: no limits declared); ``load`` what the ``latency`` and ``least_busy``
+    strategies read; ``facts`` the request's estimated size (the context-window pre-check, token limits).
+    Raises the ProviderError itself for a class that neither retries nor fails over (a malformed request, a
+    content filter), :class:`DeadlineExceededError` when the budget ran out, :class:`LocalLimitError` when
+    every candidate was at a local limit, :class:`NoCandidateFitsError` when none could hold the request, and
+    otherwise :class:`AllProvidersFailedError` listing every attempt.
     """
     snapshot = health.snapshot() if health is not None else HEALTHY
-    walk = _Walk(resolver, route, log, deadline, snapshot, candidates=candidates)
+    walk = _Walk(resolver, route, log, deadline, snapshot, candidates=candidates, load=load, facts=facts)
     for position, runner in walk.runners(attempt):
         if runner.probe and health is not None and not health.claim_probe(runner.key, resolver.health):
             walk.defer(runner.candidate)
             continue
+        lease = None
+        if limits is not None and (checks := walk.checks(runner)):
+            verdict = limits.admit(checks)
+            if not verdict.admitted:
+                walk.refused(runner.candidate, verdict)
+                continue
+            lease = verdict.lease
         runner.health = health
         try:
             value = runner.run()
         except ProviderError as exc:
+            if lease is not None and limits is not None:
+                limits.release(lease)
             if walk.fails_over(exc):
                 continue
             raise
+        except BaseException:
+            if lease is not None and limits is not None:
+                limits.release(lease)
+            raise
+        if lease is not None and limits is not None:
+            limits.settle(lease, *walk.used(runner, value))
+            limits.release(lease)
         if health is not None and walk.has_state(runner.key):
             walk.changed(runner.candidate, health.succeeded(runner.key))
         return walk.outcome(runner, value, position)
@@ -153,21 +181,40 @@ async def execute_async(
     deadline: Deadline,
     health: AsyncHealthStore | None = None,
     candidates: Iterable[Candidate] | None = None,
+    limits: AsyncLimitStore | None = None,
+    load: LoadTracker | None = None,
+    facts: Facts = NO_FACTS,
 ) -> Outcome[T]:
     """:func:`execute` for coroutine attempts: the same walk, decisions and events, with tenacity's AsyncRetrying."""
     snapshot = await health.snapshot() if health is not None else HEALTHY
-    walk = _Walk(resolver, route, log, deadline, snapshot, candidates=candidates)
+    walk = _Walk(resolver, route, log, deadline, snapshot, candidates=candidates, load=load, facts=facts)
     for position, runner in walk.runners(attempt):
         if runner.probe and health is not None and not await health.claim_probe(runner.key, resolver.health):
             walk.defer(runner.candidate)
             continue
+        lease = None
+        if limits is not None and (checks := walk.checks(runner)):
+            verdict = await limits.admit(checks)
+            if not verdict.admitted:
+                walk.refused(runner.candidate, verdict)
+                continue
+            lease = verdict.lease
         runner.async_health = health
         try:
             value: T = await runner.run_async()
         except ProviderError as exc:
+            if lease is not None and limits is not None:
+                await limits.release(lease)
             if walk.fails_over(exc):
                 continue
             raise
+        except BaseException:
+            if lease is not None and limits is not None:
+                await limits.release(lease)
+            raise
+        if lease is not None and limits is not None:
+            await limits.settle(lease, *walk.used(runner, value))
+            await limits.release(lease)
         if health is not None and walk.has_state(runner.key):
             walk.changed(runner.candidate, await health.succeeded(runner.key))
         return walk.outcome(runner, value, position)
@@ -186,9 +233,14 @@ class _Walk:
         snapshot: Snapshot,
         *,
         candidates: Iterable[Candidate] | None = None,
+        load: LoadTracker | None = None,
+        facts: Facts = NO_FACTS,
     ) -> None:
         self.resolver, self.route, self.log, self.deadline = resolver, route, log, deadline
         self.snapshot = snapshot
+        self.load, self.facts = load, facts
+        self.skipped: list[Skipped] = []
+        """Candidates not called for a local reason (a limit, a context window too small)."""
         self.candidates: Iterable[Candidate] = route.queue if candidates is None else candidates
         self.attempts: list[Attempt] = []
         self.failed_keys: set[str] = set()
@@ -200,8 +252,12 @@ class _Walk:
     def runners(self, attempt: Any) -> Iterator[tuple[int, _Runner[Any]]]:
         """The queue in health order: healthy and half-open candidates in place, cooled-down ones last."""
         rules, snapshot = self.resolver.health, self.snapshot
+        sized = self.facts.prompt_tokens > 0 or self.facts.max_tokens is not None
         position = 0
         for candidate in self.candidates:
+            if sized and (why := self._cannot_fit(candidate)):
+                self._skip(candidate, "context_window", why)
+                continue
             key = rules.key(candidate.provider, candidate.model)
             status = snapshot.status(key) if rules.enabled else "healthy"
             if status == "cooled":
@@ -217,6 +273,50 @@ class _Walk:
             candidate = self._later.pop(0)
             yield position, self._runner(candidate, rules.key(candidate.provider, candidate.model), attempt)
             position += 1
+
+    def _cannot_fit(self, candidate: Candidate) -> str | None:
+        spec = self.resolver.provider(candidate.provider)
+        return spec.facts_of(candidate.model).cannot_fit(self.facts) if spec.info else None
+
+    def _skip(self, candidate: Candidate, reason: str, detail: str, retry_after_s: float | None = None) -> None:
+        """A candidate not called for a local reason: one ``provider_skipped`` event, remembered for the error."""
+        events.provider_skipped(
+            self.log, provider=candidate.provider, model=candidate.model, reason=reason, detail=detail
+        )
+        self.skipped.append(Skipped(candidate.provider, candidate.model, reason, detail, retry_after_s))
+
+    def checks(self, runner: _Runner[Any]) -> tuple[Check, ...]:
+        """The limits one attempt at ``runner``'s candidate must pass: its provider's, and its model's there,
+        each with the request's estimated tokens and cost."""
+        spec, model = runner.spec, runner.candidate.model
+        info = spec.facts_of(model)
+        if spec.limits is None and info.limits is None:
+            return ()
+        tokens_in, tokens_out = self.facts.prompt_tokens, self.facts.answer_tokens
+        cost = info.cost(tokens_in, tokens_out) or 0.0
+        tokens = tokens_in + tokens_out
+        found = []
+        if spec.limits is not None:
+            found.append(Check(spec.name, spec.limits, tokens, cost))
+        if info.limits is not None:
+            found.append(Check(f"{spec.name}/{model}", info.limits, tokens, cost))
+        return tuple(found)
+
+    def refused(self, candidate: Candidate, verdict: Verdict) -> None:
+        """A candidate at one of its limits: skipped for this request, never called."""
+        detail = f"{verdict.key} is at its limit" if verdict.key else ""
+        self._skip(candidate, verdict.reason or "rate_limited_locally", detail, verdict.retry_after_s)
+
+    def used(self, runner: _Runner[Any], value: Any) -> tuple[int | None, float | None]:
+        """What a successful attempt used, from the answer's ``usage`` when it reports one: (tokens, dollars);
+        None keeps the estimate."""
+        usage = getattr(value, "usage", None)
+        prompt = getattr(usage, "prompt_tokens", None)
+        if not isinstance(prompt, int):
+            return None, None
+        completion = getattr(usage, "completion_tokens", None) or 0
+        cost = runner.spec.facts_of(runner.candidate.model).cost(prompt, completion)
+        return prompt + completion, cost
 
     def defer(self, candidate: Candidate) -> None:
         """A half-open candidate whose probe slots are taken: try it after the healthy ones."""
@@ -267,6 +367,10 @@ class _Walk:
         """The error for a walk that ran out of candidates or of time (after logging request_failed)."""
         attempts, namespace = self.attempts, self.route.namespace
         events.request_failed(self.log, attempts=len(attempts), error_classes=[a.error_class for a in attempts])
+        if not attempts and self.skipped:
+            if any(s.reason != "context_window" for s in self.skipped):
+                return LocalLimitError(namespace, [s for s in self.skipped if s.reason != "context_window"])
+            return NoCandidateFitsError(namespace, self.skipped)
         if self.deadline.remaining() <= 0:
             reason = f"The {namespace} request ran out of its {self.deadline.budget_s:g} s deadline"
             return DeadlineExceededError(namespace, attempts, reason=reason)
@@ -285,6 +389,8 @@ class _Runner(Generic[T]):
         self.clock: Clock = walk.deadline.clock
         self.key, self.probe = key, probe
         """The candidate's health key, and whether it runs as a half-open probe."""
+        self.load_key = f"{candidate.provider}/{candidate.model}"
+        """The candidate's key for latency and in-flight tracking."""
         self.health: HealthStore | None = None
         self.async_health: AsyncHealthStore | None = None
         self.count = 0
@@ -330,9 +436,10 @@ class _Runner(Generic[T]):
         }
 
     def once(self) -> T:
-        started = self._begin()
+        started, ok = self._begin(), False
         try:
             value: T = self.attempt(self.candidate, self.spec, self.deadline.remaining())
+            ok = True
         except ProviderError as exc:
             self._failed(exc, started)
             if self.health is not None and (counted := self._counted(exc)):
@@ -342,14 +449,15 @@ class _Runner(Generic[T]):
             self._interrupted()
             raise
         finally:
-            self.elapsed_ms = (self.clock.now() - started) * 1000
+            self._ended(started, ok)
         tracing.attempt_succeeded(self.span, self.candidate.model, value)
         return value
 
     async def once_async(self) -> T:
-        started = self._begin()
+        started, ok = self._begin(), False
         try:
             value: T = await self.attempt(self.candidate, self.spec, self.deadline.remaining())
+            ok = True
         except ProviderError as exc:
             self._failed(exc, started)
             if self.async_health is not None and (counted := self._counted(exc)):
@@ -360,14 +468,23 @@ class _Runner(Generic[T]):
             self._interrupted()
             raise
         finally:
-            self.elapsed_ms = (self.clock.now() - started) * 1000
+            self._ended(started, ok)
         tracing.attempt_succeeded(self.span, self.candidate.model, value)
         return value
 
     def _begin(self) -> float:
         self.count += 1
         self.span = tracing.attempt_started(self.walk.route.namespace, self.candidate, self.count)
+        if self.walk.load is not None:
+            self.walk.load.started(self.load_key)
         return self.clock.now()
+
+    def _ended(self, started: float, ok: bool) -> None:
+        """The attempt is over: its time, and (for the load strategies) its latency and the in-flight count."""
+        elapsed_s = self.clock.now() - started
+        self.elapsed_ms = elapsed_s * 1000
+        if self.walk.load is not None:
+            self.walk.load.finished(self.load_key, elapsed_s, ok)
 
     def _interrupted(self) -> None:
         """The attempt was abandoned (cancelled, or a bug): its span ends with no action taken."""

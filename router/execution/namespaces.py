@@ -20,6 +20,7 @@ from router.execution import chat, embeddings, images, speech
 from router.execution.executor import Outcome
 from router.execution.speech import AudioStream
 from router.execution.streaming import Stream
+from router.routing.facts import Facts, facts_of_chat
 from router.routing.resolver import Availability, Resolver
 from router.transport.sync import AsyncTransport, Proxies, RequestsTransport
 from router.types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse, Model, ModelList
@@ -70,6 +71,7 @@ class ClientCore(Protocol):
         log: events.Logger,
         stream: bool = False,
         content: Any = None,
+        facts: Facts | None = None,
     ) -> Outcome[Any]: ...
 
 
@@ -106,6 +108,7 @@ class AsyncClientCore(Protocol):
         log: events.Logger,
         stream: bool = False,
         content: Any = None,
+        facts: Facts | None = None,
     ) -> Outcome[Any]: ...
 
 
@@ -146,6 +149,8 @@ class Call:
     """The successful outcome -> what the caller gets (a resumable stream, a saved file's path, ...)."""
     content: Any = None
     """What was asked (chat messages), for a trace that may record message content."""
+    facts: Facts | None = None
+    """What routing may know of the request (None: only what the gateway's context says)."""
 
 
 def chat_call(
@@ -192,7 +197,15 @@ def chat_call(
             outcome.value.resumer = resumer(client, request, outcome, proxies=sent_through, log=log)
         return outcome.value
 
-    return Call(attempt, log, finish, request.messages)
+    facts = facts_of_chat(
+        request.messages,
+        max_tokens=max_tokens,
+        tools=tools,
+        model=model,
+        metadata=extra.get("metadata"),
+        user=extra.get("user"),
+    )
+    return Call(attempt, log, finish, request.messages, facts)
 
 
 def images_call(
@@ -355,7 +368,14 @@ class Completions(Namespace):
             extra=kwargs,
         )
         outcome = self._client.run(
-            "chat", model, call.attempt, provider=provider, log=call.log, stream=stream, content=call.content
+            "chat",
+            model,
+            call.attempt,
+            provider=provider,
+            log=call.log,
+            stream=stream,
+            content=call.content,
+            facts=call.facts,
         )
         result: ChatCompletion | Stream = self._answer(call, outcome)
         return result

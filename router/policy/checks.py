@@ -77,6 +77,8 @@ def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel
         elif kind == "literal_error" and isinstance(error.get("input"), str):
             options = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
             message += did_you_mean(error["input"], options)
+        elif kind == "string_pattern_mismatch" and at_key and "header" in path:
+            message = "a header name has letters, digits and !#$%&'*+.^_`|~- only (RFC 9110 token)"
         elif kind == "string_pattern_mismatch" and at_key:
             message = "a provider name has letters, digits, '.', '_' and '-' only, and starts with a letter or digit"
         problems.append(Problem(path, message, at_key))
@@ -224,12 +226,50 @@ def _provider_problems(providers: Mapping[Any, Any], adapters: Collection[str] |
         if isinstance(models, Mapping) and not any(models.get(ns) for ns in NAMESPACES):
             yield Problem((*here, "models"), "lists no namespace: add chat, images, speech or embeddings models")
         yield from _dimension_problems(here, models, spec.get("dimensions"))
+        yield from _model_info_problems(here, models, spec)
         embeds = models.get("embeddings") if isinstance(models, Mapping) else None
         if embeds and adapter in set(BUILTIN_ADAPTERS) - set(EMBEDDING_ADAPTERS):
             message = f"adapter {adapter} does not serve embeddings ({' and '.join(EMBEDDING_ADAPTERS)} do)"
             yield Problem((*here, "models", "embeddings"), message, True)
         if spec.get("auth") == "none" and spec.get("api_key_env"):
             yield Problem((*here, "api_key_env"), "auth is none, so this key would never be sent; use auth: optional")
+
+
+_PRICED = ("chat", "embeddings")  # the namespaces whose answers report token usage, so spend can be counted
+
+
+def _model_info_problems(here: Path, models: Any, spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """``model_info:`` names models the provider lists; a ``budget`` covers only priced models."""
+    models = models if isinstance(models, Mapping) else {}
+    info = spec.get("model_info")
+    info = info if isinstance(info, Mapping) else {}
+    listed = {m.casefold(): m for ns in NAMESPACES if isinstance(models.get(ns), list) for m in models[ns]}
+    discovers = any(models.get(ns) == "discover" for ns in NAMESPACES)
+    for model, entry in info.items():
+        if isinstance(model, str) and model.casefold() not in listed and not discovers:
+            message = f"{model!r} is not a model of this provider{did_you_mean(model, listed.values())}"
+            yield Problem((*here, "model_info", model), message, True)
+        if not isinstance(entry, Mapping):
+            continue
+        if _has_budget(entry.get("limits")) and not isinstance(entry.get("price"), Mapping):
+            message = "a budget needs this model's price (price: {input: ..., output: ...}, dollars per million tokens)"
+            yield Problem((*here, "model_info", model, "limits", "budget"), message, True)
+    if not _has_budget(spec.get("limits")):
+        return
+    priced = {str(m).casefold() for m, entry in info.items() if isinstance(entry, Mapping) and entry.get("price")}
+    for ns in _PRICED:
+        listed_here = models.get(ns)
+        if listed_here == "discover":
+            message = f"a budget counts spend by price, and this provider discovers its {ns} models: list them"
+            yield Problem((*here, "limits", "budget"), message, True)
+        for model in listed_here if isinstance(listed_here, list) else ():
+            if isinstance(model, str) and model.casefold() not in priced:
+                message = f"the budget covers {ns} model {model!r}, which has no price (model_info.{model}.price)"
+                yield Problem((*here, "limits", "budget"), message, True)
+
+
+def _has_budget(limits: Any) -> bool:
+    return isinstance(limits, Mapping) and limits.get("budget") is not None
 
 
 def _dimension_problems(here: Path, models: Any, dimensions: Any) -> Iterator[Problem]:
@@ -261,10 +301,13 @@ def _route_problems(ns: str, rules: Mapping[str, Any], names: _Names) -> Iterato
             yield from _alias_problems((*here, "aliases", alias), ns, target, alias_keys, names)
     for i, pin in _indexed(rules.get("pins")):
         seen: set[str] = set()
-        for j, entry in _indexed(pin.get("route")):
+        for j, item in _indexed(pin.get("route")):
+            path: Path = (*here, "pins", i, "route", j)
+            entry = item.get("to") if isinstance(item, Mapping) else item
+            if isinstance(item, Mapping):
+                path = (*path, "to")
             if not isinstance(entry, str):
                 continue
-            path: Path = (*here, "pins", i, "route", j)
             provider, _ = names.split(entry)
             if problem := names.provider_problem(path, provider, ns):
                 yield problem

@@ -20,10 +20,14 @@ from router.errors import PolicyError
 from router.policy import checks
 from router.policy._yaml import Positions
 from router.policy.loader import load_policy
-from router.policy.model import NAMESPACES, Policy, RouteRules
+from router.policy.model import NAMESPACES, Limits, ModelInfo, PinTarget, Policy, RouteRules, When
+from router.policy.model import OrderRules as OrderSpec
+from router.routing.facts import When as WhenRule
 from router.routing.health import HealthRules
+from router.routing.limits import LimitRules
 from router.routing.matching import ModelIndex
-from router.routing.resolver import PinRule, ProviderSpec, Resolver, RetryPlan, Table
+from router.routing.resolver import ModelFacts, PinRule, ProviderSpec, Resolver, RetryPlan, Table
+from router.routing.strategies import OrderRules
 
 __all__ = ["compile_health", "compile_policy"]
 
@@ -78,14 +82,64 @@ def _provider(name: str, spec: Any) -> ProviderSpec:
         voices=spec.voices,
         headers=MappingProxyType(dict(spec.headers)),
         dimensions=MappingProxyType({model.casefold(): size for model, size in spec.dimensions.items()}),
+        weight=spec.weight,
+        limits=_limits(spec.limits),
+        info=MappingProxyType({model.casefold(): _model_facts(info) for model, info in spec.model_info.items()}),
+    )
+
+
+def _limits(limits: Limits | None) -> LimitRules | None:
+    if limits is None:
+        return None
+    budget = limits.budget
+    return LimitRules(
+        rpm=limits.rpm,
+        tpm=limits.tpm,
+        max_in_flight=limits.max_in_flight,
+        budget_per_day=budget.per_day if budget else None,
+        budget_per_month=budget.per_month if budget else None,
+    )
+
+
+def _model_facts(info: ModelInfo) -> ModelFacts:
+    return ModelFacts(
+        price_in=info.price.input if info.price else None,
+        price_out=info.price.output if info.price else None,
+        context_window=info.context_window,
+        max_output_tokens=info.max_output_tokens,
+        limits=_limits(info.limits),
+    )
+
+
+def _order(rules: OrderSpec) -> OrderRules:
+    return OrderRules(
+        strategy=rules.strategy, explore=rules.explore, hysteresis=rules.hysteresis, by_priority=rules.by_priority
+    )
+
+
+def _when(when: When | None) -> WhenRule | None:
+    if when is None:
+        return None
+    tokens = when.prompt_tokens
+    return WhenRule(
+        tags=frozenset(when.tag) if when.tag is not None else None,
+        header=tuple((name.lower(), value) for name, value in when.header.items()),
+        keys=frozenset(when.key) if when.key is not None else None,
+        metadata=tuple(when.metadata.items()),
+        users=frozenset(when.user) if when.user is not None else None,
+        tools=when.tools,
+        images=when.images,
+        min_tokens=tokens.min if tokens else None,
+        max_tokens=tokens.max if tokens else None,
     )
 
 
 def _groups(rules: RouteRules, serving: list[int], providers: tuple[ProviderSpec, ...]) -> list[tuple[int, ...]]:
     """Serving providers in tier order, as groups whose members are shuffled against each other."""
-    if rules.order == "shuffle":
+    strategy = rules.order.strategy
+    if strategy == "shuffle" or (strategy not in ("priority", "declared") and not rules.order.by_priority):
         return [tuple(serving)] if serving else []
-    if rules.order == "declared":
+    if strategy == "declared":
         return [(i,) for i in serving]
     by_priority = sorted(serving, key=lambda i: -providers[i].priority)  # stable: declared order inside
     return [tuple(group) for _, group in groupby(by_priority, key=lambda i: providers[i].priority)]
@@ -126,16 +180,29 @@ def _table(ns: str, rules: RouteRules, providers: tuple[ProviderSpec, ...], by_n
                 pattern=re.compile(fnmatch.translate(pin.model.casefold())),
                 chain=tuple(_pin_entry(entry, by_name) for entry in pin.route),
                 then=pin.then,
+                when=_when(pin.when),
+                order=_order(pin.order),
+                weights=tuple(entry.weight if isinstance(entry, PinTarget) else 1.0 for entry in pin.route),
+                number=number,
             )
-            for pin in rules.pins
+            for number, pin in enumerate(rules.pins)
         ),
         tiers=rules.tiers,
         max_attempts=rules.max_attempts,
+        order=_order(rules.order),
+        conditional=any(pin.when is not None for pin in rules.pins),
+        reads=frozenset(
+            _READS[o.strategy] for o in (rules.order, *(p.order for p in rules.pins)) if o.strategy in _READS
+        ),
     )
 
 
-def _pin_entry(entry: str, by_name: Mapping[str, int]) -> tuple[int, str | None]:
-    provider, _, model = entry.partition("/")
+_READS = {"latency": "load", "least_busy": "load", "usage": "headroom", "cost": "facts"}
+"""What each strategy reads of the moment (the static ones read nothing)."""
+
+
+def _pin_entry(entry: str | PinTarget, by_name: Mapping[str, int]) -> tuple[int, str | None]:
+    provider, _, model = (entry.to if isinstance(entry, PinTarget) else entry).partition("/")
     return by_name[provider.casefold()], model or None
 
 
@@ -150,4 +217,5 @@ def compile_health(policy: Policy) -> HealthRules:
         scope=health.scope,
         error_classes=frozenset(health.error_classes),
         store=health.store,
+        replicas=health.replicas,
     )

@@ -17,6 +17,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
     PositiveInt,
     StringConstraints,
     WithJsonSchema,
@@ -28,16 +31,22 @@ __all__ = [
     "NAMESPACES",
     "RENAMED_KEYS",
     "Auth",
+    "Budget",
     "EmbeddingRouteRules",
     "ErrorClass",
     "Expectation",
     "Failover",
     "Health",
+    "Limits",
+    "ModelInfo",
     "Namespace",
     "Order",
+    "OrderRules",
     "Pin",
+    "PinTarget",
     "Policy",
     "PolicyTest",
+    "Price",
     "Provider",
     "ProviderModels",
     "Retry",
@@ -45,13 +54,15 @@ __all__ = [
     "Routes",
     "Stream",
     "Tier",
+    "TokenRange",
+    "When",
     "json_schema",
 ]
 
 Namespace = Literal["chat", "images", "speech", "embeddings"]
 NAMESPACES: tuple[Namespace, ...] = ("chat", "images", "speech", "embeddings")
 Tier = Literal["exact", "fuzzy", "any"]
-Order = Literal["priority", "shuffle", "declared"]
+Order = Literal["priority", "shuffle", "declared", "weighted", "latency", "least_busy", "usage", "cost"]
 Auth = Literal["required", "optional", "none"]
 ErrorClass = Literal[
     "timeout",
@@ -141,6 +152,161 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+def _some(*names: str) -> Callable[[Any], Any]:
+    """An after-validator: at least one of ``names`` is set (a section that says nothing is a mistake)."""
+
+    def check(model: Any) -> Any:
+        if all(getattr(model, name) in (None, {}, ()) for name in names):
+            raise PydanticCustomError("empty_section", "set at least one of {names}", {"names": ", ".join(names)})
+        return model
+
+    return check
+
+
+class Budget(_Model):
+    """Spend allowed per calendar period (UTC), in US dollars, counted from ``price:`` and the usage answers
+    report (chat and embeddings); a provider or model at its budget is skipped until the period ends."""
+
+    per_day: PositiveFloat | None = None
+    """Dollars per UTC day."""
+    per_month: PositiveFloat | None = None
+    """Dollars per UTC calendar month."""
+
+    _set = model_validator(mode="after")(_some("per_day", "per_month"))
+
+
+class Limits(_Model):
+    """Local limits: a candidate at one of them is skipped for the request (``provider_skipped``), never called.
+
+    Counted by every replica sharing ``health.store`` together (Redis), else by this process."""
+
+    rpm: PositiveInt | None = None
+    """Requests per minute (a sliding 60-second window)."""
+    tpm: PositiveInt | None = None
+    """Tokens per minute, prompt and answer: estimated before the call, corrected from the answer's usage."""
+    max_in_flight: PositiveInt | None = None
+    """Requests running at once."""
+    budget: Budget | None = None
+    """Spend per day and/or month; needs ``price:`` on every chat and embeddings model it covers."""
+
+    _set = model_validator(mode="after")(_some("rpm", "tpm", "max_in_flight", "budget"))
+
+
+class Price(_Model):
+    """What a model costs, in US dollars per million tokens."""
+
+    input: NonNegativeFloat
+    """Per million prompt (input) tokens."""
+    output: NonNegativeFloat = 0.0
+    """Per million answer (output) tokens."""
+
+
+class ModelInfo(_Model):
+    """What the policy knows of one model at one provider: price, context window, limits."""
+
+    price: Price | None = None
+    """Dollars per million input/output tokens (``order: cost``, budgets)."""
+    context_window: PositiveInt | None = None
+    """Tokens the model can take, prompt and answer together; a request that cannot fit is not sent here."""
+    max_output_tokens: PositiveInt | None = None
+    """The longest answer the model gives; a request asking for more ``max_tokens`` is not sent here."""
+    limits: Limits | None = None
+    """Limits of this model at this provider (in addition to the provider's own)."""
+
+
+class OrderRules(_Model):
+    """The order of candidates inside a fallback tier, with the strategy's settings."""
+
+    strategy: Order = "priority"
+    """priority (ties shuffled) | shuffle | declared | weighted (``weight:``) | latency (fastest measured first) |
+    least_busy (fewest in flight) | usage (most rpm/tpm headroom under ``limits``) | cost (cheapest by ``price:``)."""
+    explore: float = Field(0.05, ge=0, le=1)
+    """latency: the share of requests that put another candidate first, so that a recovered one is measured again."""
+    hysteresis: float = Field(0.1, ge=0, le=1)
+    """latency: a candidate must be faster than the current leader by this fraction to take its place."""
+    by_priority: bool = True
+    """Whether ``priority`` still groups: the strategy orders providers of equal priority (true), or all of them."""
+
+
+def _order(value: Any) -> Any:
+    return {"strategy": value} if isinstance(value, str) else value
+
+
+OrderField = Annotated[
+    OrderRules,
+    BeforeValidator(_order),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": list(Order.__args__), "type": "string"},
+                OrderRules.model_json_schema(),
+            ]
+        }
+    ),
+]
+
+
+class TokenRange(_Model):
+    """A range of estimated prompt tokens (characters / 4, or tiktoken when installed)."""
+
+    min: NonNegativeInt | None = None
+    """At least this many."""
+    max: NonNegativeInt | None = None
+    """At most this many."""
+
+    @model_validator(mode="after")
+    def _range(self) -> TokenRange:
+        if self.min is None and self.max is None:
+            raise PydanticCustomError("empty_section", "set min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise PydanticCustomError("range", "min must not exceed max")
+        return self
+
+
+_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+HeaderName = Annotated[str, StringConstraints(pattern=_HEADER_NAME)]
+OneOrMore = Annotated[
+    tuple[str, ...],
+    BeforeValidator(lambda v: (v,) if isinstance(v, str) else v),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
+    Field(min_length=1),
+]
+
+
+class When(_Model):
+    """What a request must carry for its pin to apply; every condition given must hold."""
+
+    tag: OneOrMore | None = None
+    """One of these tags is in the ``x-router-tag`` header (comma-separated), or the library's ``tags=``."""
+    header: dict[HeaderName, str] = Field(default_factory=dict)
+    """Header name (any case) -> the exact value, or "*" for present with any value."""
+    key: OneOrMore | None = None
+    """The gateway key's name (``ROUTER_GATEWAY_KEYS`` as name=key) is one of these."""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    """The request body's ``metadata`` holds these exact values."""
+    user: OneOrMore | None = None
+    """The request body's ``user`` is one of these."""
+    tools: bool | None = None
+    """true: the request offers tools; false: it offers none."""
+    images: bool | None = None
+    """true: a message carries an image; false: none does."""
+    prompt_tokens: TokenRange | None = None
+    """The estimated prompt size is in this range."""
+
+    _set = model_validator(mode="after")(
+        _some("tag", "header", "key", "metadata", "user", "tools", "images", "prompt_tokens")
+    )
+
+
+class PinTarget(_Model):
+    """A pin's candidate with a weight (``order: weighted``)."""
+
+    to: str = Field(min_length=1)
+    """"provider" (the requested model) or "provider/model"."""
+    weight: PositiveFloat = 1.0
+    """Its share under ``order: weighted`` (relative to the chain's other weights)."""
+
+
 class ProviderModels(_Model):
     """The models a provider serves, per namespace. The first listed is the provider's default model."""
 
@@ -184,15 +350,25 @@ class Provider(_Model):
     to reject a response of another size."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra static HTTP headers sent with every request."""
+    weight: PositiveFloat = 1.0
+    """Its share of traffic among its tier under ``order: weighted``."""
+    limits: Limits | None = None
+    """Local limits of the whole provider: requests and tokens per minute, in flight, budget."""
+    model_info: dict[str, ModelInfo] = Field(default_factory=dict)
+    """Model (as listed) -> its price, context window, output limit and own limits."""
 
 
 class Pin(_Model):
-    """An explicit chain of candidates for requested models matching a glob pattern."""
+    """An explicit chain of candidates for requests matching a model pattern and, optionally, ``when:`` rules."""
 
-    model: str = Field(min_length=1)
+    model: str = Field("*", min_length=1)
     """Glob pattern (fnmatch, case-insensitive) matched against the requested model, after aliases."""
-    route: Annotated[tuple[str, ...], Field(min_length=1)]
-    """Candidates in order: "provider" (the requested model) or "provider/model"."""
+    when: When | None = None
+    """Conditions on the request (headers, tag, gateway key, metadata, user, tools, images, prompt size)."""
+    route: Annotated[tuple[str | PinTarget, ...], Field(min_length=1)]
+    """Candidates: "provider" (the requested model), "provider/model", or {to: ..., weight: ...}."""
+    order: OrderField = OrderRules(strategy="declared")
+    """The chain's order: declared (as written, the default) or any ``order`` strategy."""
     then: Annotated[tuple[Tier, ...], Unique] = ()
     """Tiers to continue with after the chain; empty = stop after the chain."""
 
@@ -204,8 +380,9 @@ class RouteRules(_Model):
     """Providers never used in this namespace, not even as a fallback."""
     tiers: Annotated[tuple[Tier, ...], Unique, Field(min_length=1)] = ("exact", "fuzzy", "any")
     """Which fallback tiers exist, in order: exact (listed model), fuzzy (closest name), any (any provider)."""
-    order: Order = "priority"
-    """Order inside a tier: priority (ties shuffled), shuffle, or declared (the order of providers:)."""
+    order: OrderField = OrderRules()
+    """Order inside a tier: priority (ties shuffled), shuffle, declared (the order of providers:), weighted,
+    latency, least_busy, usage or cost; a string, or a mapping with the strategy's settings."""
     fuzzy_cutoff: float = Field(0.5, ge=0, le=1)
     """Lowest difflib ratio accepted as a fuzzy match."""
     max_attempts: int | None = Field(None, ge=1)
@@ -334,6 +511,8 @@ class Health(_Model):
     """Where health lives: memory (this process) or a Redis URL shared by every replica; $ROUTER_STATE_URL wins."""
     enabled: bool = True
     """False: every provider is always tried in queue order, however often it fails."""
+    replicas: PositiveInt = 1
+    """How many replicas share ``store``: while Redis is unreachable each enforces 1/replicas of every limit."""
 
 
 def _off(value: Any) -> Any:

@@ -17,14 +17,15 @@ This module sits below :mod:`router.routing.resolver` and never imports it: what
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Literal, Protocol, TypeVar
 
 from router.routing.matching import ModelIndex
+from router.routing.strategies import OrderRules, Signals, arrange
 
-__all__ = ["Candidate", "FallbackQueue", "MatchKind", "Plan", "Shuffler", "Source"]
+__all__ = ["Arranger", "Candidate", "FallbackQueue", "MatchKind", "Plan", "Shuffler", "Source"]
 
 Source = Literal["explicit", "pin", "exact", "fuzzy", "any"]
 """Where a candidate came from: an explicit provider, a pin's chain, or a fallback tier."""
@@ -66,6 +67,10 @@ class Shuffler:
         """Like :meth:`order`, for (provider, spelling) pairs."""
         return group if len(group) < 2 else self._lazy(list(group))
 
+    def uniform(self) -> float:
+        """A float in (0, 1], drawn from the same stream."""
+        return ((self._next() >> 11) + 1) / 9007199254740992.0
+
     def _next(self) -> int:
         self._state = z = (self._state + 0x9E3779B97F4A7C15) & _MASK64
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
@@ -78,6 +83,45 @@ class Shuffler:
             j = i + self._next() % (n - i)
             items[i], items[j] = items[j], items[i]
             yield items[i]
+
+
+class Arranger:
+    """How one route orders each group of candidates: the seeded shuffle of ties (``priority``, ``shuffle``),
+    the declared order, or a strategy of :mod:`router.routing.strategies` over the request's ``signals``.
+
+    The static orders stay lazy (a walk that stops early draws nothing more); a strategy needs each member's
+    model to score it, so it arranges a whole group at once.
+    """
+
+    __slots__ = ("draw", "rules", "signals")
+
+    def __init__(self, rules: OrderRules, seed: int, signals: Signals | None = None) -> None:
+        self.rules, self.draw, self.signals = rules, Shuffler(seed), signals
+
+    @property
+    def static(self) -> bool:
+        """Whether the order is the seeded shuffle or the declared one (no signal is read)."""
+        return self.rules.strategy in ("priority", "shuffle", "declared")
+
+    def order(self, group: Sequence[int], model_of: Callable[[int], str | None]) -> Iterable[int]:
+        """The group's providers in this route's order; ``model_of`` names the model each would be asked for."""
+        strategy = self.rules.strategy
+        if strategy in ("priority", "shuffle"):
+            return self.draw.order(group)
+        if strategy == "declared" or len(group) < 2:
+            return group
+        pairs = [(i, model) for i in group if (model := model_of(i)) is not None]
+        unmodelled = [i for i in group if model_of(i) is None]
+        return [i for i, _ in arrange(self.rules, pairs, self.draw, self.signals)] + unmodelled
+
+    def order_pairs(self, pairs: Sequence[tuple[int, str]]) -> Iterable[tuple[int, str]]:
+        """Like :meth:`order`, for (provider, model) pairs."""
+        strategy = self.rules.strategy
+        if strategy in ("priority", "shuffle"):
+            return self.draw.order_pairs(pairs)
+        if strategy == "declared" or len(pairs) < 2:
+            return pairs
+        return arrange(self.rules, pairs, self.draw, self.signals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +174,8 @@ class FallbackQueue:
     _plan: Plan
     _view: _View
     _seed: int
+    _order: OrderRules = field(default_factory=OrderRules)
+    _signals: Signals | None = None
 
     def __iter__(self) -> Iterator[Candidate]:
         return islice(self._walk(), self.limit)
@@ -149,27 +195,39 @@ class FallbackQueue:
             if index not in used:
                 used.add(index)
                 yield Candidate(names[index], model, "pin")
-        shuffler = Shuffler(self._seed)
+        arranger = Arranger(self._order, self._seed, self._signals)
         for tier in plan.tiers:
-            for index, model in self._tier(tier, shuffler, used):
+            for index, model in self._tier(tier, arranger, used):
                 if index not in used:
                     used.add(index)
                     yield Candidate(names[index], model, tier)  # type: ignore[arg-type]
 
-    def _tier(self, tier: str, shuffler: Shuffler, used: set[int]) -> Iterator[tuple[int, str]]:
+    def _tier(self, tier: str, arranger: Arranger, used: set[int]) -> Iterator[tuple[int, str]]:
         view, target = self._view, self._plan.target
         table, ok = view.table, view.ok
         if tier == "exact":
             for pairs in table.exact.get(target.casefold(), ()):
-                yield from ((i, m) for i, m in shuffler.order_pairs(pairs) if i in ok)
+                if arranger.static:
+                    yield from ((i, m) for i, m in arranger.order_pairs(pairs) if i in ok)
+                else:
+                    yield from arranger.order_pairs([(i, m) for i, m in pairs if i in ok and i not in used])
         elif tier == "fuzzy":
             ranking = table.index.ranking(target.casefold())
+
+            def closest(i: int) -> str | None:
+                if i in ok and i not in used and (found := ranking.closest_among(i, table.own[i].keys())):
+                    return table.own[i][found[0]]
+                return None
+
             for group in table.groups:
-                for i in shuffler.order(group):
-                    if i in ok and i not in used and (found := ranking.closest_among(i, table.own[i].keys())):
-                        yield i, table.own[i][found[0]]
+                if arranger.static:
+                    yield from ((i, m) for i in arranger.order(group, closest) if (m := closest(i)) is not None)
+                else:
+                    found = {i: m for i in group if (m := closest(i)) is not None}
+                    yield from ((i, found[i]) for i in arranger.order(list(found), found.get))
         else:
             for group in table.groups:
-                for i in shuffler.order(group):
+                members = group if arranger.static else [i for i in group if i in ok and i not in used]
+                for i in arranger.order(members, lambda i: view.defaults[i] or target):
                     if i in ok:
                         yield i, view.defaults[i] or target

@@ -55,6 +55,8 @@ class HealthRules:
     scope: str = "model"
     error_classes: frozenset[str] = frozenset({"timeout", "connect", "rate_limit", "server_error", "invalid_response"})
     store: str = "memory"
+    replicas: int = 1
+    """Replicas sharing ``store``; while it is unreachable each enforces 1/replicas of every limit."""
 
     def key(self, provider: str, model: str) -> str:
         """The health key of a candidate: its provider, or ``provider/model`` with ``scope: model``."""

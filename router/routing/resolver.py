@@ -16,21 +16,27 @@ the caller's :class:`Availability` and the route's seed into the lazy, replayabl
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from router.errors import NoRouteError, did_you_mean
-from router.routing.fallback import Candidate, FallbackQueue, MatchKind, Plan, Shuffler, Source
+from router.routing.facts import NO_FACTS, Facts, When
+from router.routing.fallback import Arranger, Candidate, FallbackQueue, MatchKind, Plan, Source
 from router.routing.health import HealthRules
+from router.routing.limits import LimitRules, Usage
 from router.routing.matching import ModelIndex
+from router.routing.strategies import OrderRules, Signals
 
 __all__ = [
     "MAX_MODEL_NAME_CHARS",
     "Availability",
     "Candidate",
     "FallbackQueue",
+    "ModelFacts",
     "PinRule",
     "ProviderSpec",
     "Resolver",
@@ -73,6 +79,40 @@ class RetryPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What the policy says of one model at one provider (``model_info:``), compiled."""
+
+    price_in: float | None = None
+    """Dollars per million input tokens."""
+    price_out: float | None = None
+    """Dollars per million output tokens."""
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    limits: LimitRules | None = None
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float | None:
+        """Dollars for that many tokens; None when the price is unknown."""
+        if self.price_in is None:
+            return None
+        return (tokens_in * self.price_in + tokens_out * (self.price_out or 0.0)) / 1_000_000
+
+    def cannot_fit(self, facts: Facts) -> str | None:
+        """Why the request cannot be sent to this model (its window or answer limit), or None."""
+        wanted = facts.max_tokens or 0
+        if self.max_output_tokens is not None and wanted > self.max_output_tokens:
+            return f"max_tokens {wanted} exceeds the model's max_output_tokens {self.max_output_tokens}"
+        if self.context_window is not None and facts.prompt_tokens + wanted > self.context_window:
+            return (
+                f"~{facts.prompt_tokens} prompt tokens + {wanted} max_tokens exceed the context window "
+                f"of {self.context_window}"
+            )
+        return None
+
+
+NO_MODEL_FACTS = ModelFacts()
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderSpec:
     """A provider as compiled: connection data for adapters, and what it serves."""
 
@@ -91,6 +131,16 @@ class ProviderSpec:
     headers: Mapping[str, str]
     dimensions: Mapping[str, int] = field(default_factory=dict)
     """Embedding model (casefolded) -> the vector length declared for it (``dimensions:``)."""
+    weight: float = 1.0
+    """Its share under ``order: weighted``."""
+    limits: LimitRules | None = None
+    """Limits of the whole provider."""
+    info: Mapping[str, ModelFacts] = field(default_factory=dict)
+    """Model (casefolded) -> price, context window, answer limit and limits (``model_info:``)."""
+
+    def facts_of(self, model: str) -> ModelFacts:
+        """What the policy says of ``model`` here (nothing: an empty ModelFacts)."""
+        return self.info.get(model.casefold(), NO_MODEL_FACTS) if self.info else NO_MODEL_FACTS
 
     def serves(self, namespace: str) -> bool:
         """Whether the provider declares models (or discovery) for ``namespace``."""
@@ -108,12 +158,23 @@ class ProviderSpec:
 
 @dataclass(frozen=True, slots=True)
 class PinRule:
-    """A compiled pin: the glob, its regex, the chain as (provider index, model or None), the tiers after."""
+    """A compiled pin: the glob, its regex, the chain as (provider index, model or None), the tiers after,
+    its ``when:`` rule, the chain's order and each entry's weight."""
 
     glob: str
     pattern: re.Pattern[str]
     chain: tuple[tuple[int, str | None], ...]
     then: tuple[str, ...]
+    when: When | None = None
+    order: OrderRules = field(default_factory=lambda: OrderRules(strategy="declared"))
+    weights: tuple[float, ...] = ()
+    number: int = 0
+    """Its place in ``routes.<namespace>.pins`` (0-based), for events and ``router explain``."""
+
+    def describe(self) -> str:
+        """``pin 'x*'``, or ``pin 'x*' (when tag in [...])``."""
+        when = f" (when {self.when.describe()})" if self.when is not None else ""
+        return f"pin {self.glob!r}{when}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +198,23 @@ class Table:
     pins: tuple[PinRule, ...]
     tiers: tuple[str, ...]
     max_attempts: int | None
+    order: OrderRules = field(default_factory=OrderRules)
+    """How candidates are ordered inside a tier."""
     pin_memo: dict[str, PinRule | None] = field(default_factory=dict, compare=False, repr=False)
 
-    def pin_for(self, model: str) -> PinRule | None:
-        """The first pin whose glob matches the casefolded ``model``, memoised per name."""
+    conditional: bool = False
+    """Whether a pin has ``when:`` rules (then pins depend on the request, not only on its model)."""
+    reads: frozenset[str] = frozenset()
+    """What its strategies (the route's and its pins') read of the moment: "load" (latency, least_busy),
+    "headroom" (usage), "facts" (cost); empty for the static orders."""
+
+    def pin_for(self, model: str, facts: Facts = NO_FACTS) -> PinRule | None:
+        """The first pin whose glob matches the casefolded ``model`` and whose ``when:`` holds for ``facts``;
+        memoised per name when no pin has ``when:`` rules."""
+        if self.conditional:
+            return next(
+                (p for p in self.pins if p.pattern.match(model) and (p.when is None or p.when.matches(facts))), None
+            )
         try:
             return self.pin_memo[model]
         except KeyError:
@@ -180,6 +254,10 @@ class Route:
     queue: FallbackQueue
     seed: int
     """The seed of this route's shuffles; ``resolve(..., seed=route.seed)`` replays it."""
+    pin: PinRule | None = None
+    """The pin that chose the first candidates, if one did."""
+    strategy: str = "priority"
+    """The order inside the tiers (the pin's, for its chain)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +278,9 @@ class Resolver:
     health: HealthRules = field(default_factory=HealthRules)
     names: tuple[str, ...] = field(init=False)
     by_name: Mapping[str, int] = field(init=False)
+    _limit_rules: Mapping[str, LimitRules] = field(init=False, repr=False, compare=False)
+    limited: bool = field(init=False)
+    """Whether the policy declares any ``limits:`` (then the clients open a limits store)."""
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _views: dict[tuple[object, ...], Availability] = field(init=False, repr=False, compare=False)
 
@@ -209,6 +290,16 @@ class Resolver:
         object.__setattr__(self, "by_name", {name.casefold(): i for i, name in enumerate(names)})
         object.__setattr__(self, "_rng", random.Random(self.seed))
         object.__setattr__(self, "_views", {})
+        rules: dict[str, LimitRules] = {}
+        for p in self.providers:
+            if p.limits is not None:
+                rules[p.name] = p.limits
+            for models in p.models.values():
+                for model in models:
+                    if (own := p.facts_of(model).limits) is not None:
+                        rules[f"{p.name}/{model}"] = own
+        object.__setattr__(self, "_limit_rules", rules)
+        object.__setattr__(self, "limited", bool(rules))
 
     def provider(self, name: str) -> ProviderSpec:
         """The provider called ``name`` (case-insensitive); ``KeyError`` when there is none."""
@@ -224,20 +315,26 @@ class Resolver:
         exclude: Collection[str] = frozenset(),
         api_key: bool = False,
         seed: int | None = None,
+        facts: Facts = NO_FACTS,
+        signals: Signals | None = None,
     ) -> Route:
         """Resolve one request into its first candidate and fallback queue (DESIGN sections 4 and 5).
 
         ``keys`` are the ``api_key_env`` names that hold a key; ``api_key`` says the caller has a key of its
         own, which unlocks every ``auth: required`` provider. ``exclude`` adds to the policy's exclusions.
-        ``seed`` replays an earlier route's shuffles. Raises :class:`~router.errors.NoRouteError` when no
-        available provider can take the request, naming why each provider was dropped.
+        ``seed`` replays an earlier route's shuffles. ``facts`` are what ``when:`` rules read of the request;
+        ``signals`` what the ``order`` strategies read (latency, load, headroom; :meth:`signals` builds the
+        static part). Raises :class:`~router.errors.NoRouteError` when no available provider can take the
+        request, naming why each provider was dropped.
         """
         check_model_name(model)
         table = self._table(namespace)
         view = self.availability(namespace, keys=keys, exclude=exclude, api_key=api_key)
         if seed is None:
             seed = self._rng.getrandbits(64)
-        shuffler = Shuffler(seed)
+        if signals is None and table.order.strategy != "priority":
+            signals = self.signals(facts)
+        arranger = Arranger(table.order, seed, signals)
         key = model.casefold()
         name = table.aliases.get(key)
         if name is None:
@@ -245,17 +342,63 @@ class Resolver:
         else:
             key = name.casefold()
         explicit, name, key, prefixed = self._explicit(table, view, name, key, provider)
+        pin = None
         if explicit is not None:
             plan = self._explicit_plan(view, explicit, name, key, literal=prefixed)
-        elif key == "auto":
-            plan = self._auto_plan(table, view, shuffler, model)
+        elif key == "auto" and not table.conditional:
+            plan = self._auto_plan(table, view, arranger, model)
         else:
-            plan = self._model_plan(table, view, shuffler, name, key)
+            pin = table.pin_for(key, facts) if table.pins else None
+            if pin is not None and key == "auto" and pin.when is None:
+                pin = None  # a plain pin matches model names; only a when: rule catches "auto"
+            if key == "auto" and pin is None:
+                plan = self._auto_plan(table, view, arranger, model)
+            else:
+                plan = self._model_plan(
+                    table, view, arranger, name, key, pin=pin, seed=seed, signals=signals, facts=facts
+                )
         index, first_model, tier = plan.first
         first = Candidate(self.names[index], first_model, tier)
-        return Route(
-            namespace, model, name, plan.match, first, FallbackQueue(first, table.max_attempts, plan, view, seed), seed
+        queue = FallbackQueue(first, table.max_attempts, plan, view, seed, table.order, signals)
+        strategy = pin.order.strategy if pin is not None else table.order.strategy
+        return Route(namespace, model, name, plan.match, first, queue, seed, pin, strategy)
+
+    def signals(self, facts: Facts = NO_FACTS, load: Any = None, headroom: Any = None) -> Signals:
+        """What the ``order`` strategies read for one request: the policy's weights and prices, the request's
+        estimated tokens, and (from the client) the ``load`` snapshot and the limits' ``headroom``."""
+        return Signals(
+            names=self.names,
+            weight=self._weight,
+            price=self._price,
+            tokens_in=facts.prompt_tokens,
+            tokens_out=facts.answer_tokens,
+            load=load,
+            headroom=headroom if headroom is not None else _full,
         )
+
+    @property
+    def limit_keys(self) -> tuple[str, ...]:
+        """Every key the policy declares limits for: ``provider`` and ``provider/model``."""
+        return tuple(self._limit_rules)
+
+    def headroom(self, usage: Mapping[str, Usage]) -> Callable[[str], float]:
+        """``provider/model`` -> the share of its rpm/tpm left (0..1): the smaller of its provider's and its own,
+        from the limits' ``usage``; 1.0 for a candidate with no rpm or tpm limit."""
+        rules = self._limit_rules
+
+        def of(key: str) -> float:
+            provider = key.partition("/")[0]
+            shares = [usage[k].headroom(rules[k]) for k in (provider, key) if k in rules and k in usage]
+            return min(shares, default=1.0)
+
+        return of
+
+    def _weight(self, index: int, model: str) -> float:
+        return self.providers[index].weight
+
+    def _price(self, index: int, model: str) -> tuple[float, float] | None:
+        facts = self.providers[index].facts_of(model)
+        return None if facts.price_in is None else (facts.price_in, facts.price_out or 0.0)
 
     def costly(self, namespace: str, model: str) -> bool:
         """Whether resolving ``model`` may search every listed name (a cold fuzzy match over a large index),
@@ -375,46 +518,79 @@ class Resolver:
                 return table.own[index][found[0]]
         return name if "any" in table.tiers else None
 
-    def _auto_plan(self, table: Table, view: Availability, shuffler: Shuffler, requested: str) -> Plan:
+    def _auto_plan(self, table: Table, view: Availability, arranger: Arranger, requested: str) -> Plan:
+        ok, defaults = view.ok, view.defaults
         for group in table.groups:
-            for i in shuffler.order(group):
-                model = view.defaults[i]
-                if model is not None and i in view.ok:
+            members = group if arranger.static else [i for i in group if i in ok and defaults[i] is not None]
+            for i in arranger.order(members, defaults.__getitem__):
+                model = defaults[i]
+                if model is not None and i in ok:
                     return Plan((i, model, "any"), "auto", (), table.tiers, model)
         raise self._no_route(view, requested, "no available provider has a default model")
 
-    def _model_plan(self, table: Table, view: Availability, shuffler: Shuffler, name: str, key: str) -> Plan:
-        pin = table.pin_for(key) if table.pins else None
+    def _model_plan(
+        self,
+        table: Table,
+        view: Availability,
+        arranger: Arranger,
+        name: str,
+        key: str,
+        *,
+        pin: PinRule | None,
+        seed: int,
+        signals: Signals | None,
+        facts: Facts,
+    ) -> Plan:
         tiers = table.tiers if pin is None else pin.then
         if pin is not None:
-            chain = tuple((i, model or _listed(table, i, name) or name) for i, model in pin.chain if i in view.ok)
+            target = name if key != "auto" else ""
+            chain = tuple(
+                (i, model or _listed(table, i, target) or target or view.defaults[i] or "")
+                for i, model in pin.chain
+                if i in view.ok
+            )
+            chain = tuple((i, model) for i, model in chain if model)
+            if len(chain) > 1 and pin.order.strategy != "declared":
+                chain = self._arrange_chain(pin, chain, seed, signals, facts)
             if chain:
-                return Plan((*chain[0], "pin"), "pin", chain[1:], tiers, name)
+                return Plan((*chain[0], "pin"), "pin", chain[1:], tiers, chain[0][1] if key == "auto" else name)
+            if key == "auto":
+                return self._auto_plan(table, view, arranger, name)
         for tier in tiers:
-            found = self._match(view, shuffler, name, key, tier)
+            found = self._match(view, arranger, name, key, tier)
             if found is not None:
                 first, kind, target = found
                 return Plan(first, kind, (), tiers, target)
         if pin is not None and not tiers:
-            raise self._no_route(view, name, f"no provider of pin {pin.glob!r} is available")
+            raise self._no_route(view, name, f"no provider of {pin.describe()} is available")
         reason = "no available provider lists it" + ("" if "any" in tiers else " and tier any is disabled")
         raise self._no_route(view, name, reason)
 
+    def _arrange_chain(
+        self, pin: PinRule, chain: tuple[tuple[int, str], ...], seed: int, signals: Signals | None, facts: Facts
+    ) -> tuple[tuple[int, str], ...]:
+        """A pin's chain in the pin's ``order`` (its entries' weights under ``weighted``)."""
+        weights = {i: w for (i, _), w in zip(pin.chain, pin.weights, strict=True)}
+        base = signals if signals is not None else self.signals(facts)
+        pinned = dataclasses.replace(base, weight=lambda i, m: weights.get(i, 1.0))
+        return tuple(Arranger(pin.order, seed, pinned).order_pairs(chain))
+
     def _match(
-        self, view: Availability, shuffler: Shuffler, name: str, key: str, tier: str
+        self, view: Availability, arranger: Arranger, name: str, key: str, tier: str
     ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
         """The first candidate ``tier`` allows: (provider, model, source), how it matched, the model that follows."""
         table, ok = view.table, view.ok
         if tier == "exact":
-            return _first_holder(table, ok, shuffler, key, "exact")
+            return _first_holder(table, ok, arranger, key, "exact")
         if tier == "fuzzy":
             found = table.index.ranking(key).best(lambda m: not ok.isdisjoint(table.holders[m]))
             if found is None:
                 return None
             model_id, kind, _ = found
-            return _first_holder(table, ok, shuffler, table.index.names[model_id], kind)
+            return _first_holder(table, ok, arranger, table.index.names[model_id], kind)
         for group in table.groups:
-            for i in shuffler.order(group):
+            members = group if arranger.static else [i for i in group if i in ok]
+            for i in arranger.order(members, lambda i: name):
                 if i in ok:
                     return (i, name, "any"), "unchanged", name
         return None
@@ -426,13 +602,18 @@ class Resolver:
         return NoRouteError(view.table.namespace, model, reason, dropped)
 
 
+def _full(key: str) -> float:
+    return 1.0
+
+
 def _first_holder(
-    table: Table, ok: frozenset[int], shuffler: Shuffler, key: str, kind: MatchKind
+    table: Table, ok: frozenset[int], arranger: Arranger, key: str, kind: MatchKind
 ) -> tuple[tuple[int, str, Source], MatchKind, str] | None:
     """The first available provider listing the model ``key``, in tier order, with its spelling."""
     tier: Source = "exact" if kind == "exact" else "fuzzy"
     for pairs in table.exact.get(key, ()):
-        for i, spelling in shuffler.order_pairs(pairs):
+        members = pairs if arranger.static else [(i, m) for i, m in pairs if i in ok]
+        for i, spelling in arranger.order_pairs(members):
             if i in ok:
                 return (i, spelling, tier), kind, spelling
     return None

@@ -30,7 +30,7 @@ from router import events
 from router.errors import RouterError
 from router.execution import tracing
 from router.server.bodies import invalid
-from router.server.errors import GatewayError, error_body, from_exception
+from router.server.errors import GatewayError, error_body, error_headers, from_exception
 from router.server.messages import build_messages_router
 from router.server.metrics import Metrics
 from router.server.middleware import BodyLimit, GatewayKeys, RequestContext
@@ -115,7 +115,7 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status, body = from_exception(exc)
     if status == 500 and not isinstance(exc, RouterError):
         events.unexpected_error(path=request.url.path)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=error_headers(exc))
 
 
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:

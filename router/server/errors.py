@@ -8,6 +8,7 @@ Anthropic's shape (:func:`anthropic_error_body`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from router.errors import (
@@ -16,6 +17,8 @@ from router.errors import (
     ContentFilterError,
     ContextLengthError,
     DeadlineExceededError,
+    LocalLimitError,
+    NoCandidateFitsError,
     NoRouteError,
     ProviderError,
 )
@@ -26,6 +29,7 @@ __all__ = [
     "GatewayError",
     "anthropic_error_body",
     "error_body",
+    "error_headers",
     "from_exception",
 ]
 
@@ -58,12 +62,24 @@ def error_body(message: str, kind: str, code: str | None = None, param: str | No
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+def error_headers(exc: Exception) -> dict[str, str]:
+    """Headers an error's answer carries: ``Retry-After`` (whole seconds, rounded up) when every candidate was
+    at a local limit and one admits again then."""
+    if isinstance(exc, LocalLimitError) and exc.retry_after_s is not None:
+        return {"retry-after": str(max(1, math.ceil(exc.retry_after_s)))}
+    return {}
+
+
 def from_exception(exc: Exception) -> tuple[int, dict[str, Any]]:
     """(status, body) for an exception a request raised."""
     if isinstance(exc, GatewayError):
         return exc.status, error_body(exc.message, exc.kind, exc.code, exc.param)
     if isinstance(exc, NoRouteError):
         return 404, error_body(str(exc), "invalid_request_error", "model_not_found", "model")
+    if isinstance(exc, LocalLimitError):
+        return 429, error_body(str(exc), "rate_limit_error", "rate_limited_locally")
+    if isinstance(exc, NoCandidateFitsError):
+        return 400, error_body(str(exc), "invalid_request_error", "context_length_exceeded", "messages")
     if isinstance(exc, DeadlineExceededError):
         return 504, error_body(str(exc), "server_error", "deadline_exceeded")
     if isinstance(exc, AllProvidersFailedError):

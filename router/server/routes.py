@@ -43,7 +43,7 @@ from router.server.bodies import (
     extras,
     parse,
 )
-from router.server.errors import ClientDisconnected, GatewayError, error_body, from_exception
+from router.server.errors import ClientDisconnected, GatewayError, error_body, error_headers, from_exception
 from router.server.metrics import CONTENT_TYPE, Metrics
 from router.server.policy_state import Loaded, PolicyState
 from router.settings import GatewaySettings
@@ -193,7 +193,7 @@ class Endpoints:
             status, body = from_exception(exc)
             if status == 500 and not isinstance(exc, RouterError):
                 events.unexpected_error(path=scope["path"])
-            response = JSONResponse(body, status_code=status)
+            response = JSONResponse(body, status_code=status, headers=error_headers(exc))
         await response(scope, receive, send)
 
 

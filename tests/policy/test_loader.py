@@ -37,7 +37,7 @@ class TestLoading:
             10.0,
         )
         assert loaded.routes.chat.tiers == ("exact", "fuzzy", "any")
-        assert loaded.routes.chat.order == "priority"
+        assert loaded.routes.chat.order.strategy == "priority"
         assert loaded.retry.error_classes == ("connect", "rate_limit", "server_error")
         assert "content_filter" not in loaded.failover.error_classes
         assert loaded.stream.resume == "splice"
@@ -101,8 +101,8 @@ class TestLocatedErrors:
         """An unknown enum value lists the options and suggests the closest."""
         found = issues_of(GOOD + "routes:\n  chat:\n    order: priorty\n")
         assert found == [
-            "<string>:11:12: routes.chat.order: Input should be 'priority', 'shuffle' or 'declared' "
-            "(did you mean 'priority'?)"
+            "<string>:11:12: routes.chat.order: Input should be 'priority', 'shuffle', 'declared', 'weighted', "
+            "'latency', 'least_busy', 'usage' or 'cost' (did you mean 'priority'?)"
         ]
 
     def test_every_problem_is_reported_at_once_in_file_order(self) -> None:
