@@ -22,7 +22,9 @@ Degrading (:meth:`SharedLimits.unreachable`): the first failure logs ``limits_st
 store answers from an in-process :class:`~router.routing.limits.MemoryLimits` that enforces each limit divided
 by ``replicas``; for a second after each failure it does not try Redis. When Redis answers again,
 ``limits_store_restored`` is logged and Redis is used from then on: what memory counted meanwhile is not
-merged back (Redis' own windows still hold what it admitted before). Leases stay where they were admitted:
+merged back (Redis' own windows still hold what it admitted before). Memory starts empty: during an outage
+each replica may spend its share of a budget on top of what Redis had counted -- the price of never refusing
+everything while Redis is away. Leases stay where they were admitted:
 a memory lease is settled and released in memory; the release of a Redis lease that could not be sent is
 queued and sent before the next command once Redis answers, so an outage does not hold Redis' in-flight
 slots until their leases expire.
