@@ -22,6 +22,8 @@ __all__ = [
     "gateway_unprotected",
     "health_store_restored",
     "health_store_unavailable",
+    "limits_store_restored",
+    "limits_store_unavailable",
     "malformed_event",
     "policy_deprecated",
     "policy_loaded",
@@ -54,6 +56,8 @@ EVENTS = (
     "provider_skipped",
     "health_store_unavailable",
     "health_store_restored",
+    "limits_store_unavailable",
+    "limits_store_restored",
     "stream_resumed",
     "stream_resume_failed",
     "gateway_unprotected",
@@ -205,6 +209,17 @@ def health_store_unavailable(*, store: str, error: str) -> None:
 def health_store_restored(*, store: str) -> None:
     """The shared health store answers again; its state is used from now on."""
     _base().info("health_store_restored", store=store)
+
+
+def limits_store_unavailable(*, store: str, error: str) -> None:
+    """The shared limits store cannot be reached; this process enforces its share of each limit (the limit
+    divided by ``replicas``) in memory until it can."""
+    _base().warning("limits_store_unavailable", store=store, error=error)
+
+
+def limits_store_restored(*, store: str) -> None:
+    """The shared limits store answers again; its counts are used from now on."""
+    _base().info("limits_store_restored", store=store)
 
 
 def stream_resumed(
