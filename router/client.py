@@ -223,8 +223,8 @@ class ClientBase(Generic[TransportT, HealthT, LimitsT]):
         if not reads:
             return None
         load = self.load.snapshot() if "load" in reads else None
-        headroom = self._resolver.headroom(usage) if usage is not None else None
-        return self._resolver.signals(facts, load=load, headroom=headroom)
+        headrooms = self._resolver.headrooms(usage) if usage is not None else None
+        return self._resolver.signals(facts, load=load, headrooms=headrooms, elect=self.load.elect)
 
     def succeeded(self, log: events.Logger, outcome: Outcome[Any], started: float, *, stream: bool) -> None:
         """Log ``request_succeeded`` and, when asked, print ``provider:model`` (`` (Fallback)`` if not first)."""

@@ -82,7 +82,8 @@ class GatewaySettings(BaseSettings):
     policy: Path | None = None
     """ROUTER_POLICY: the policy file (default: ./routes.yaml, else the shipped one); watched for changes."""
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    """ROUTER_API_KEYS: comma-separated keys a caller must send as ``Authorization: Bearer``; none = open."""
+    """ROUTER_API_KEYS: comma-separated keys a caller must send as ``Authorization: Bearer``; none = open. Write
+    ``name=key`` to name a key (``team-a=sk-...``): ``when: {key: team-a}`` rules read the name."""
     host: str = "127.0.0.1"
     """ROUTER_HOST: the address to bind."""
     port: int = Field(8000, ge=0, le=65535)

@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_CALLERS = frozenset({"bad_request", "content_filter", "context_length"})
+"""Failures that say something of the request, not of the provider's speed."""
 AttemptFn = Callable[[Candidate, ProviderSpec, float], T]
 AsyncAttemptFn = Callable[[Candidate, ProviderSpec, float], Awaitable[T]]
 
@@ -436,11 +438,12 @@ class _Runner(Generic[T]):
         }
 
     def once(self) -> T:
-        started, ok = self._begin(), False
+        started, ok, failure = self._begin(), False, None
         try:
             value: T = self.attempt(self.candidate, self.spec, self.deadline.remaining())
             ok = True
         except ProviderError as exc:
+            failure = exc
             self._failed(exc, started)
             if self.health is not None and (counted := self._counted(exc)):
                 self.walk.changed(self.candidate, self.health.failed(self.key, self.walk.resolver.health, *counted))
@@ -449,16 +452,17 @@ class _Runner(Generic[T]):
             self._interrupted()
             raise
         finally:
-            self._ended(started, ok)
+            self._ended(started, ok, failure)
         tracing.attempt_succeeded(self.span, self.candidate.model, value)
         return value
 
     async def once_async(self) -> T:
-        started, ok = self._begin(), False
+        started, ok, failure = self._begin(), False, None
         try:
             value: T = await self.attempt(self.candidate, self.spec, self.deadline.remaining())
             ok = True
         except ProviderError as exc:
+            failure = exc
             self._failed(exc, started)
             if self.async_health is not None and (counted := self._counted(exc)):
                 rules = self.walk.resolver.health
@@ -468,7 +472,7 @@ class _Runner(Generic[T]):
             self._interrupted()
             raise
         finally:
-            self._ended(started, ok)
+            self._ended(started, ok, failure)
         tracing.attempt_succeeded(self.span, self.candidate.model, value)
         return value
 
@@ -479,12 +483,19 @@ class _Runner(Generic[T]):
             self.walk.load.started(self.load_key)
         return self.clock.now()
 
-    def _ended(self, started: float, ok: bool) -> None:
-        """The attempt is over: its time, and (for the load strategies) its latency and the in-flight count."""
+    def _ended(self, started: float, ok: bool, exc: BaseException | None) -> None:
+        """The attempt is over: its time, and (for the load strategies) its latency and the in-flight count. A
+        failure says something of the provider's speed unless the caller caused it (its own time limit, a
+        malformed request, a content filter) or abandoned the attempt: those only end the in-flight count."""
         elapsed_s = self.clock.now() - started
         self.elapsed_ms = elapsed_s * 1000
-        if self.walk.load is not None:
-            self.walk.load.finished(self.load_key, elapsed_s, ok)
+        load = self.walk.load
+        if load is None:
+            return
+        if ok or (isinstance(exc, ProviderError) and not exc.caller_limited and exc.error_class not in _CALLERS):
+            load.finished(self.load_key, elapsed_s, ok)
+        else:
+            load.cancelled(self.load_key)
 
     def _interrupted(self) -> None:
         """The attempt was abandoned (cancelled, or a bug): its span ends with no action taken."""

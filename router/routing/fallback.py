@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol
 
 from router.routing.matching import ModelIndex
-from router.routing.strategies import OrderRules, Signals, arrange
+from router.routing.strategies import STATIC, Draw, OrderRules, Shuffler, Signals, arrange
 
 __all__ = ["Arranger", "Candidate", "FallbackQueue", "MatchKind", "Plan", "Shuffler", "Source"]
 
@@ -31,8 +31,6 @@ Source = Literal["explicit", "pin", "exact", "fuzzy", "any"]
 """Where a candidate came from: an explicit provider, a pin's chain, or a fallback tier."""
 MatchKind = Literal["explicit", "auto", "pin", "exact", "substring", "difflib", "unchanged"]
 """How the first candidate was chosen."""
-_T = TypeVar("_T")
-_MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,44 +45,6 @@ class Candidate:
         return f"{self.provider}/{self.model}"
 
 
-class Shuffler:
-    """Lazy, replayable shuffling of tie groups, drawn from a route's seed.
-
-    A route is a pure function of its seed. The draws come from splitmix64 (a few integer operations), not a
-    ``random.Random``, whose construction alone would cost more than resolving an exact name.
-    """
-
-    __slots__ = ("_state",)
-
-    def __init__(self, seed: int) -> None:
-        self._state = seed & _MASK64
-
-    def order(self, group: Sequence[int]) -> Iterable[int]:
-        """The group's members in a random order, drawn one at a time (Fisher-Yates, stopped early)."""
-        return group if len(group) < 2 else self._lazy(list(group))
-
-    def order_pairs(self, group: Sequence[tuple[int, str]]) -> Iterable[tuple[int, str]]:
-        """Like :meth:`order`, for (provider, spelling) pairs."""
-        return group if len(group) < 2 else self._lazy(list(group))
-
-    def uniform(self) -> float:
-        """A float in (0, 1], drawn from the same stream."""
-        return ((self._next() >> 11) + 1) / 9007199254740992.0
-
-    def _next(self) -> int:
-        self._state = z = (self._state + 0x9E3779B97F4A7C15) & _MASK64
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        return z ^ (z >> 31)
-
-    def _lazy(self, items: list[_T]) -> Iterator[_T]:
-        n = len(items)
-        for i in range(n):
-            j = i + self._next() % (n - i)
-            items[i], items[j] = items[j], items[i]
-            yield items[i]
-
-
 class Arranger:
     """How one route orders each group of candidates: the seeded shuffle of ties (``priority``, ``shuffle``),
     the declared order, or a strategy of :mod:`router.routing.strategies` over the request's ``signals``.
@@ -93,22 +53,19 @@ class Arranger:
     model to score it, so it arranges a whole group at once.
     """
 
-    __slots__ = ("draw", "rules", "signals")
+    __slots__ = ("draw", "rules", "signals", "static")
 
     def __init__(self, rules: OrderRules, seed: int, signals: Signals | None = None) -> None:
-        self.rules, self.draw, self.signals = rules, Shuffler(seed), signals
-
-    @property
-    def static(self) -> bool:
+        self.rules, self.draw, self.signals = rules, Draw(seed), signals
+        self.static = rules.strategy in STATIC or signals is None
         """Whether the order is the seeded shuffle or the declared one (no signal is read)."""
-        return self.rules.strategy in ("priority", "shuffle", "declared")
 
     def order(self, group: Sequence[int], model_of: Callable[[int], str | None]) -> Iterable[int]:
         """The group's providers in this route's order; ``model_of`` names the model each would be asked for."""
         strategy = self.rules.strategy
-        if strategy in ("priority", "shuffle"):
+        if strategy in ("priority", "shuffle") or (self.signals is None and strategy != "declared"):
             return self.draw.order(group)
-        if strategy == "declared" or len(group) < 2:
+        if strategy == "declared" or len(group) < 2 or self.signals is None:
             return group
         pairs = [(i, model) for i in group if (model := model_of(i)) is not None]
         unmodelled = [i for i in group if model_of(i) is None]
@@ -117,9 +74,9 @@ class Arranger:
     def order_pairs(self, pairs: Sequence[tuple[int, str]]) -> Iterable[tuple[int, str]]:
         """Like :meth:`order`, for (provider, model) pairs."""
         strategy = self.rules.strategy
-        if strategy in ("priority", "shuffle"):
+        if strategy in ("priority", "shuffle") or (self.signals is None and strategy != "declared"):
             return self.draw.order_pairs(pairs)
-        if strategy == "declared" or len(pairs) < 2:
+        if strategy == "declared" or len(pairs) < 2 or self.signals is None:
             return pairs
         return arrange(self.rules, pairs, self.draw, self.signals)
 

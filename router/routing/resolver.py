@@ -21,13 +21,14 @@ import random
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
 
 from router.errors import NoRouteError, did_you_mean
 from router.routing.facts import NO_FACTS, Facts, When
 from router.routing.fallback import Arranger, Candidate, FallbackQueue, MatchKind, Plan, Source
 from router.routing.health import HealthRules
 from router.routing.limits import LimitRules, Usage
+from router.routing.load import IDLE, LoadSnapshot
 from router.routing.matching import ModelIndex
 from router.routing.strategies import OrderRules, Signals
 
@@ -279,6 +280,8 @@ class Resolver:
     names: tuple[str, ...] = field(init=False)
     by_name: Mapping[str, int] = field(init=False)
     _limit_rules: Mapping[str, LimitRules] = field(init=False, repr=False, compare=False)
+    _weights: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _prices: Mapping[tuple[int, str], tuple[float, float]] = field(init=False, repr=False, compare=False)
     limited: bool = field(init=False)
     """Whether the policy declares any ``limits:`` (then the clients open a limits store)."""
     _rng: random.Random = field(init=False, repr=False, compare=False)
@@ -299,6 +302,14 @@ class Resolver:
                     if (own := p.facts_of(model).limits) is not None:
                         rules[f"{p.name}/{model}"] = own
         object.__setattr__(self, "_limit_rules", rules)
+        object.__setattr__(self, "_weights", tuple(p.weight for p in self.providers))
+        prices: dict[tuple[int, str], tuple[float, float]] = {}
+        for i, p in enumerate(self.providers):
+            for models in p.models.values():
+                for model in models:
+                    if (price_in := p.facts_of(model).price_in) is not None:
+                        prices[(i, model)] = (price_in, p.facts_of(model).price_out or 0.0)
+        object.__setattr__(self, "_prices", MappingProxyType(prices))
         object.__setattr__(self, "limited", bool(rules))
 
     def provider(self, name: str) -> ProviderSpec:
@@ -363,17 +374,26 @@ class Resolver:
         strategy = pin.order.strategy if pin is not None else table.order.strategy
         return Route(namespace, model, name, plan.match, first, queue, seed, pin, strategy)
 
-    def signals(self, facts: Facts = NO_FACTS, load: Any = None, headroom: Any = None) -> Signals:
+    def signals(
+        self,
+        facts: Facts = NO_FACTS,
+        *,
+        load: LoadSnapshot | None = None,
+        headrooms: Mapping[str, float] | None = None,
+        elect: Callable[[frozenset[str], str], None] | None = None,
+    ) -> Signals:
         """What the ``order`` strategies read for one request: the policy's weights and prices, the request's
-        estimated tokens, and (from the client) the ``load`` snapshot and the limits' ``headroom``."""
+        estimated tokens, and (from the client) the ``load`` snapshot, the limits' ``headrooms`` by limit key,
+        and ``elect``, told of a latency group's new leader (none: nothing is remembered, as in explain)."""
         return Signals(
             names=self.names,
-            weight=self._weight,
-            price=self._price,
+            weights=self._weights,
+            prices=self._prices,
             tokens_in=facts.prompt_tokens,
             tokens_out=facts.answer_tokens,
-            load=load,
-            headroom=headroom if headroom is not None else _full,
+            load=load if load is not None else IDLE,
+            headrooms=headrooms if headrooms is not None else {},
+            elect=elect,
         )
 
     @property
@@ -381,24 +401,10 @@ class Resolver:
         """Every key the policy declares limits for: ``provider`` and ``provider/model``."""
         return tuple(self._limit_rules)
 
-    def headroom(self, usage: Mapping[str, Usage]) -> Callable[[str], float]:
-        """``provider/model`` -> the share of its rpm/tpm left (0..1): the smaller of its provider's and its own,
-        from the limits' ``usage``; 1.0 for a candidate with no rpm or tpm limit."""
+    def headrooms(self, usage: Mapping[str, Usage]) -> dict[str, float]:
+        """Limit key -> the share of its rpm/tpm left (0..1), from the limits store's ``usage``."""
         rules = self._limit_rules
-
-        def of(key: str) -> float:
-            provider = key.partition("/")[0]
-            shares = [usage[k].headroom(rules[k]) for k in (provider, key) if k in rules and k in usage]
-            return min(shares, default=1.0)
-
-        return of
-
-    def _weight(self, index: int, model: str) -> float:
-        return self.providers[index].weight
-
-    def _price(self, index: int, model: str) -> tuple[float, float] | None:
-        facts = self.providers[index].facts_of(model)
-        return None if facts.price_in is None else (facts.price_in, facts.price_out or 0.0)
+        return {key: used.headroom(rules[key]) for key, used in usage.items() if key in rules}
 
     def costly(self, namespace: str, model: str) -> bool:
         """Whether resolving ``model`` may search every listed name (a cold fuzzy match over a large index),
@@ -572,7 +578,7 @@ class Resolver:
         """A pin's chain in the pin's ``order`` (its entries' weights under ``weighted``)."""
         weights = {i: w for (i, _), w in zip(pin.chain, pin.weights, strict=True)}
         base = signals if signals is not None else self.signals(facts)
-        pinned = dataclasses.replace(base, weight=lambda i, m: weights.get(i, 1.0))
+        pinned = dataclasses.replace(base, entry_weights={(i, m): weights.get(i, 1.0) for i, m in chain})
         return tuple(Arranger(pin.order, seed, pinned).order_pairs(chain))
 
     def _match(
@@ -600,10 +606,6 @@ class Resolver:
         for i in sorted(view.ok):
             dropped.setdefault(self.names[i], f"available, but no match for {model!r}")
         return NoRouteError(view.table.namespace, model, reason, dropped)
-
-
-def _full(key: str) -> float:
-    return 1.0
 
 
 def _first_holder(

@@ -98,30 +98,48 @@ _GUARDED = ("/v1/", "/admin/")
 _MESSAGES = "/v1/messages"
 
 
+_NAMED = re.compile(rb"^([A-Za-z][A-Za-z0-9_.-]{0,63})=([^=].*)$", re.DOTALL)
+
+
+def named_keys(keys: tuple[bytes, ...]) -> tuple[tuple[str | None, bytes], ...]:
+    """``ROUTER_API_KEYS`` entries as (name, key): ``team-a=sk-...`` names its key (for ``when: {key: team-a}``
+    and the metrics), a bare key has no name. A key that itself ends in ``=`` stays whole."""
+    found: list[tuple[str | None, bytes]] = []
+    for entry in keys:
+        match = _NAMED.match(entry)
+        found.append((match.group(1).decode(), match.group(2)) if match else (None, entry))
+    return tuple(found)
+
+
 class GatewayKeys:
     """Require one of ``keys`` as ``Authorization: Bearer`` or ``x-api-key`` on ``/v1/`` and ``/admin/`` paths;
-    no keys = open."""
+    no keys = open. The name of the key the caller used goes to ``scope["state"]["key_name"]``."""
 
     def __init__(self, app: Any, keys: tuple[bytes, ...]) -> None:
         self.app = app
-        self.keys = keys
+        self.keys = named_keys(keys)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.keys and scope["path"].startswith(_GUARDED) and not self._valid(scope):
-            message = "Missing or invalid gateway key: send Authorization: Bearer <key> or x-api-key: <key>"
-            await _refuse(scope, send, 401, message, "invalid_api_key")
-            return
+        if scope["type"] == "http" and self.keys and scope["path"].startswith(_GUARDED):
+            matched, name = self._match(scope)
+            if not matched:
+                message = "Missing or invalid gateway key: send Authorization: Bearer <key> or x-api-key: <key>"
+                await _refuse(scope, send, 401, message, "invalid_api_key")
+                return
+            if name is not None:
+                scope.setdefault("state", {})["key_name"] = name
         await self.app(scope, receive, send)
 
-    def _valid(self, scope: Scope) -> bool:
+    def _match(self, scope: Scope) -> tuple[bool, str | None]:
         headers = dict(scope["headers"])
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
         presented = [token.strip() if scheme.lower() == b"bearer" else b"", headers.get(b"x-api-key", b"").strip()]
-        matched = False
-        for key in self.keys:  # every key compared, each in constant time: no early exit to time
+        matched, name = False, None
+        for key_name, key in self.keys:  # every key compared, each in constant time: no early exit to time
             for given in presented:
-                matched |= hmac.compare_digest(given, key)
-        return matched
+                if hmac.compare_digest(given, key):
+                    matched, name = True, key_name
+        return matched, name
 
 
 async def _refuse(scope: Scope, send: Any, status: int, message: str, code: str) -> None:

@@ -35,6 +35,7 @@ from router.execution.executor import Outcome
 from router.execution.namespaces import last_outcome
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
+from router.routing.facts import GATEWAY, Gateway
 from router.server.bodies import (
     ChatCompletionRequest,
     EmbeddingsRequestBody,
@@ -268,6 +269,9 @@ def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics:
             state.release(loaded)
 
 
+_SECRET_HEADERS = frozenset({b"authorization", b"x-api-key", b"proxy-authorization", b"cookie"})
+
+
 class _Call:
     """One request's bookkeeping: its policy version, in-flight gauge, outcome metrics and response headers.
 
@@ -279,6 +283,12 @@ class _Call:
         self.state, self.metrics, self.namespace = state, metrics, namespace
         self.request = request
         self.request_id: str = request.state.request_id
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in request.scope["headers"]
+            if name not in _SECRET_HEADERS  # a when: rule never gets to read a key
+        }
+        GATEWAY.set(Gateway(headers, request.scope.get("state", {}).get("key_name")))
         self.loaded: Loaded = state.acquire()
         self.client = self.loaded.client
         self.started = time.monotonic()
