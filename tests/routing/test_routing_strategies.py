@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from router import AsyncClient, Client
 from router.errors import LocalLimitError, NoCandidateFitsError
+from router.execution.namespaces import last_outcome
 from router.routing.facts import GATEWAY, Gateway
 
 from ..conftest import USER, http_policy
@@ -110,8 +111,6 @@ class TestLeastBusy:
                 async def one(i: int) -> str:
                     await asyncio.sleep(0.02 * i)  # each starts once the one before is in flight
                     await client.chat.completions.create(model="m", messages=USER)
-                    from router.execution.namespaces import last_outcome
-
                     outcome = last_outcome()
                     assert outcome is not None
                     return outcome.candidate.provider
@@ -153,7 +152,8 @@ class TestLimits:
             with pytest.raises(LocalLimitError) as caught:
                 client.chat.completions.create(model="m", messages=USER)
         assert {s.provider for s in caught.value.skipped} == {"alpha", "beta"}
-        assert caught.value.retry_after_s is not None and 0 < caught.value.retry_after_s <= 60
+        assert caught.value.retry_after_s is not None
+        assert 0 < caught.value.retry_after_s <= 60
         assert caught.value.attempts == ()
         assert (len(alpha.calls), len(beta.calls)) == (1, 1)
 
@@ -213,7 +213,8 @@ class TestContextWindow:
             policy["providers"][name]["model_info"] = {"m": {"context_window": 100}}
         with Client(policy) as client, pytest.raises(NoCandidateFitsError, match="context window of 100"):
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x" * 4000}])
-        assert alpha.calls == [] and beta.calls == []
+        assert alpha.calls == []
+        assert beta.calls == []
 
 
 class TestWhen:
