@@ -98,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
     schema.add_argument("--openapi", action="store_true", help="print the gateway's OpenAPI document instead")
+    schema.add_argument("--scenario", action="store_true", help="print the JSON Schema of router simulate's scenarios")
     schema.set_defaults(run=_schema)
 
     serve = commands.add_parser("serve", help="run the OpenAI-compatible gateway")
@@ -271,6 +272,10 @@ def _schema(args: argparse.Namespace) -> int:
         from router.server import openapi  # noqa: PLC0415 - the gateway's stack loads only when asked
 
         return _print_json(openapi())
+    if args.scenario:
+        from router.tools.simulate.scenario import json_schema as scenario_schema  # noqa: PLC0415 - on use
+
+        return _print_json(scenario_schema())
     return _print_json(json_schema())
 
 
