@@ -101,10 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _simulate_parser(commands)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
-    schema.add_argument("--openapi", action="store_true", help="print the gateway's OpenAPI document instead")
-    schema.add_argument("--scenario", action="store_true", help="print the JSON Schema of router simulate's scenarios")
-    schema.set_defaults(run=_schema)
+    _schema_parser(commands)
 
     serve = commands.add_parser("serve", help="run the OpenAI-compatible gateway")
     serve.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
@@ -130,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
     image.set_defaults(run=_image)
     return parser
+
+
+def _schema_parser(commands: Any) -> None:
+    schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
+    schema.add_argument("--openapi", action="store_true", help="print the gateway's OpenAPI document instead")
+    schema.add_argument("--scenario", action="store_true", help="print the JSON Schema of router simulate's scenarios")
+    schema.set_defaults(run=_schema)
 
 
 def _simulate_parser(commands: Any) -> None:
