@@ -53,6 +53,12 @@ class Lognormal:
         ratio = p99 / distribution.median if p99 is not None and distribution.median > 0 else 1.0
         self.sigma = math.log(ratio) / _Z99 if ratio > 1 else 0.0
 
+    def draw(self, seed: int, request: int, stream: int, attempt: int, purpose: int) -> float:
+        """:meth:`sample` at the counter-based draw of these numbers (no draw for a constant)."""
+        if self.sigma == 0.0:
+            return self.median
+        return self.sample(draw(seed, request, stream, attempt, purpose))
+
     def sample(self, u: float) -> float:
         """The value at quantile ``u``."""
         if self.sigma == 0.0 or u <= 0.0:
@@ -128,8 +134,8 @@ class ProviderModel:
         """What attempt number ``attempt`` (1-based, at this provider) of request ``request`` meets at ``t``."""
         regime = self.regime(t)
         seed, index = self.seed, self.index
-        ttfb = regime.ttfb.sample(draw(seed, request, index, attempt, TTFB))
-        per_token = regime.per_token.sample(draw(seed, request, index, attempt, PER_TOKEN))
+        ttfb = regime.ttfb.draw(seed, request, index, attempt, TTFB)
+        per_token = regime.per_token.draw(seed, request, index, attempt, PER_TOKEN)
         retry_after = self.behaviour.errors.retry_after_s
         outage = self.outage(t)
         if outage is not None:
@@ -141,7 +147,7 @@ class ProviderModel:
         window = self.behaviour.context_window
         if window is not None and prompt_tokens > window:
             return Decision("context_length", ttfb, per_token)
-        u = draw(seed, request, index, attempt, FAIL)
+        u = draw(seed, request, index, attempt, FAIL) if regime.thresholds else 1.0
         for threshold, kind in regime.thresholds:
             if u < threshold:
                 after = regime.errors.retry_after_s if kind == "rate_limit_retry_after" else None

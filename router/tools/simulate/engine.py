@@ -42,7 +42,7 @@ from router.tools.simulate.scenario import MixEntry, ProviderBehaviour, Scenario
 from router.transport.simulated import SimulatedReply, SimulatedTransport
 from router.transport.sync import HttpRequest, Proxies
 
-__all__ = ["SIM_HOST", "Simulation", "prompt_of", "request_plan", "simulate"]
+__all__ = ["SIM_HOST", "RequestPlan", "Simulation", "arrivals", "prompt_of", "simulate"]
 
 SIM_HOST = ".simulated"
 """Providers' base URLs become ``http://NAME.simulated/v1``: the transport knows each by its host."""
@@ -65,20 +65,28 @@ def prompt_of(index: int, tokens: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": head + "x" * max(tokens * 4 - len(head), 1)}]
 
 
-def request_plan(scenario: Scenario, seed: int, index: int) -> tuple[MixEntry, int, int]:
-    """Request ``index``'s kind from the mix, and its prompt and answer sizes in tokens."""
-    traffic = scenario.traffic
-    total = sum(entry.weight for entry in traffic.mix)
-    u = draw(seed, index, _REQUEST, 0, MIX) * total
-    entry = traffic.mix[-1]
-    for candidate in traffic.mix:
-        u -= candidate.weight
-        if u < 0:
-            entry = candidate
-            break
-    prompt = round(Lognormal(traffic.prompt_tokens).sample(draw(seed, index, _REQUEST, 0, PROMPT)))
-    answer = round(Lognormal(traffic.answer_tokens).sample(draw(seed, index, _REQUEST, 0, ANSWER)))
-    return entry, max(prompt, 1), max(answer, 1)
+class RequestPlan:
+    """Each request's kind from the mix and its prompt and answer sizes in tokens: ``plan(index)``."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        traffic = scenario.traffic
+        self.seed, self.mix = seed, traffic.mix
+        self.total = sum(entry.weight for entry in traffic.mix)
+        self.prompt, self.answer = Lognormal(traffic.prompt_tokens), Lognormal(traffic.answer_tokens)
+
+    def __call__(self, index: int) -> tuple[MixEntry, int, int]:
+        mix, seed = self.mix, self.seed
+        entry = mix[-1]
+        if len(mix) > 1:
+            u = draw(seed, index, _REQUEST, 0, MIX) * self.total
+            for candidate in mix:
+                u -= candidate.weight
+                if u < 0:
+                    entry = candidate
+                    break
+        prompt = round(self.prompt.draw(seed, index, _REQUEST, 0, PROMPT))
+        answer = round(self.answer.draw(seed, index, _REQUEST, 0, ANSWER))
+        return entry, max(prompt, 1), max(answer, 1)
 
 
 def arrivals(scenario: Scenario, seed: int) -> list[float]:
@@ -132,6 +140,7 @@ class Simulation:
             name: ProviderModel(i, behaviours.get(name.casefold(), ProviderBehaviour()), self.seed)
             for i, name in enumerate(self.names)
         }
+        self.plan = RequestPlan(scenario, self.seed)
         self.bucket_s = bucket_s or max(scenario.duration_s / 100, 0.1)
 
     def _check_protocols(self) -> None:
@@ -202,7 +211,7 @@ class Simulation:
         return report
 
     async def _request(self, client: AsyncClient, collector: Collector, index: int, loop: VirtualLoop) -> None:
-        entry, prompt_tokens, answer_tokens = request_plan(self.scenario, self.seed, index)
+        entry, prompt_tokens, answer_tokens = self.plan(index)
         record = collector.begin(index, loop.time(), prompt_tokens, answer_tokens)
         _current.set(record)
         extra: dict[str, Any] = {"metadata": dict(entry.metadata)} if entry.metadata else {}
