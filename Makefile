@@ -35,6 +35,7 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/router schema > schemas/routes.schema.json
 	$(BIN)/router schema --openapi > schemas/openapi.json
+	$(BIN)/router schema --scenario > schemas/scenario.schema.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -6,7 +6,10 @@
     router diff OLD NEW [--json]       what routes differently (Markdown for a pull request); exit 0 nothing,
                                        1 something, 2 usage or an invalid policy
                                        (--gateway URL: with a running gateway's live provider health)
-    router schema                      the JSON Schema of routes.yaml
+    router simulate PATH --scenario S  the policy under a traffic and fault model, on virtual time; exit 0
+                                       every expect: line holds, 1 one fails, 2 usage or invalid input
+                                       (--compare OTHER: two policies side by side; --json; --chart FILE)
+    router schema                      the JSON Schema of routes.yaml (--scenario: of simulate's scenarios)
     router speak TEXT [-o FILE] ...    speech to a file, through the policy (eSpeak NG offline, by default)
     router image PROMPT [-o FILE] ...  an image to a file, through the policy
     router serve [--policy P] ...      the OpenAI-compatible gateway
@@ -96,9 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", action="store_true", help="machine-readable changes")
     diff.set_defaults(run=_diff)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
-    schema.add_argument("--openapi", action="store_true", help="print the gateway's OpenAPI document instead")
-    schema.set_defaults(run=_schema)
+    _simulate_parser(commands)
+
+    _schema_parser(commands)
 
     serve = commands.add_parser("serve", help="run the OpenAI-compatible gateway")
     serve.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
@@ -124,6 +127,24 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--policy", metavar="PATH", help="policy file (default: $ROUTER_POLICY, ./routes.yaml, shipped)")
     image.set_defaults(run=_image)
     return parser
+
+
+def _schema_parser(commands: Any) -> None:
+    schema = commands.add_parser("schema", help="print the JSON Schema of routes.yaml (or the gateway's OpenAPI)")
+    schema.add_argument("--openapi", action="store_true", help="print the gateway's OpenAPI document instead")
+    schema.add_argument("--scenario", action="store_true", help="print the JSON Schema of router simulate's scenarios")
+    schema.set_defaults(run=_schema)
+
+
+def _simulate_parser(commands: Any) -> None:
+    simulate = commands.add_parser("simulate", help="run a policy against a traffic and fault scenario")
+    simulate.add_argument("path", help="the policy file (the exit code is this policy's expect: verdict)")
+    simulate.add_argument("--scenario", required=True, metavar="FILE", help="the scenario (traffic and faults)")
+    simulate.add_argument("--seed", type=int, help="seed of every random draw (default: the scenario's, else 0)")
+    simulate.add_argument("--json", action="store_true", help="the report as JSON")
+    simulate.add_argument("--compare", metavar="OTHER", help="a second policy, run under the same scenario and seed")
+    simulate.add_argument("--chart", metavar="FILE", help="success rate and share over time, PNG or SVG (router[sim])")
+    simulate.set_defaults(run=_simulate)
 
 
 def _print_json(data: Any) -> int:
@@ -266,11 +287,21 @@ def _diff(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if result else EXIT_OK
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from router.tools.simulate.command import run  # noqa: PLC0415 - the simulator loads only when it runs
+
+    return run(args)
+
+
 def _schema(args: argparse.Namespace) -> int:
     if args.openapi:
         from router.server import openapi  # noqa: PLC0415 - the gateway's stack loads only when asked
 
         return _print_json(openapi())
+    if args.scenario:
+        from router.tools.simulate.scenario import json_schema as scenario_schema  # noqa: PLC0415 - on use
+
+        return _print_json(scenario_schema())
     return _print_json(json_schema())
 
 
