@@ -36,6 +36,8 @@ class TestEvents:
                 "model": "m",
                 "match": "exact",
                 "queue_length": 2,
+                "strategy": "priority",
+                "rule": None,
             },
             {
                 "event": "attempt_failed",
