@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, Literal, overload
@@ -116,7 +115,7 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore, AsyncLimitStore
         facts: Facts | None = None,
     ) -> Outcome[Any]:
         """Resolve, log the route, execute with the coroutine ``attempt``, and record who answered."""
-        started = time.monotonic()
+        started = self.clock.now()
         facts = facts or context_facts()
         with tracing.request_span(namespace, model, log, content) as span:
             await self.discover(namespace)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
@@ -235,7 +234,7 @@ class ClientBase(Generic[TransportT, HealthT, LimitsT]):
             model=candidate.model,
             tier=candidate.tier,
             attempts=len(outcome.attempts),
-            elapsed_ms=(time.monotonic() - started) * 1000,
+            elapsed_ms=(self.clock.now() - started) * 1000,
             stream=stream,
         )
         if self.print_provider_info:
@@ -406,7 +405,7 @@ class Client(ClientBase[RequestsTransport, HealthStore, LimitStore]):
         """Resolve, log the route, execute with ``attempt``, and record who answered. ``content`` is what was
         asked (chat messages), recorded in a trace only when the application allows message content there;
         ``facts`` what routing may know of the request (its size, tags, metadata)."""
-        started = time.monotonic()
+        started = self.clock.now()
         facts = facts or context_facts()
         with tracing.request_span(namespace, model, log, content) as span:
             self.discover(namespace)
