@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any, Literal, overload
 
 from router import events
-from router.client import ClientBase, models_of
+from router.client import ClientBase, catalog_of
 from router.errors import ProviderError
 from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute_async
@@ -176,7 +176,8 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore, AsyncLimitStore
             response = await transport.send(request, timeout=timeout_s)
         except ProviderError:
             return []
-        return models_of(adapter, response)
+        models, self._windows[name] = catalog_of(adapter, response)
+        return models
 
     async def aclose(self) -> None:
         """Close every provider's connections (and the health store, unless it was given)."""

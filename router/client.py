@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from router import events
 from router.adapters import Adapter, adapter_class
+from router.adapters.base import ModelWindow
 from router.errors import InvalidResponseError, ProviderError, did_you_mean
 from router.execution import tracing
 from router.execution.executor import Deadline, Outcome, execute
@@ -130,6 +131,8 @@ class ClientBase(Generic[TransportT, HealthT, LimitsT]):
         self._handles: dict[str, tuple[Adapter, TransportT]] = {}
         self._lock = threading.Lock()
         self._discovered: set[str] = set()
+        self._windows: dict[str, dict[str, ModelWindow]] = {}
+        """Provider -> model -> the context window and answer limit its models endpoint reported."""
 
     @property
     def resolver(self) -> Resolver:
@@ -275,9 +278,7 @@ class ClientBase(Generic[TransportT, HealthT, LimitsT]):
         from router.policy.compiler import compile_policy  # noqa: PLC0415 - loaded with the policy
 
         providers = {
-            name: spec.model_copy(update={"models": spec.models.model_copy(update={namespace: tuple(found[name])})})
-            if name in found
-            else spec
+            name: _with_models(spec, namespace, found[name], self._windows.get(name, {})) if name in found else spec
             for name, spec in self._policy.providers.items()
         }
         self._policy = self._policy.model_copy(update={"providers": providers})
@@ -462,7 +463,8 @@ class Client(ClientBase[RequestsTransport, HealthStore, LimitStore]):
             response = transport.send(request, timeout=timeout_s)
         except ProviderError:
             return []
-        return models_of(adapter, response)
+        models, self._windows[name] = catalog_of(adapter, response)
+        return models
 
     def close(self) -> None:
         """Close every provider's connections (and the health store, unless it was given)."""
@@ -484,9 +486,30 @@ class Client(ClientBase[RequestsTransport, HealthStore, LimitStore]):
 
 def models_of(adapter: Adapter, response: HttpResponse) -> list[str]:
     """The model ids in a models response; [] when the provider cannot say."""
+    return catalog_of(adapter, response)[0]
+
+
+def _with_models(spec: Any, namespace: str, models: list[str], windows: Mapping[str, ModelWindow]) -> Any:
+    """A provider spec with its discovered ``models`` of ``namespace``, and the context windows its models
+    endpoint reported as ``model_info`` -- where the policy says nothing of that model itself."""
+    from router.policy.model import ModelInfo  # noqa: PLC0415 - loaded with the policy
+
+    info = dict(spec.model_info)
+    declared = {name.casefold() for name in info}
+    for model in models:
+        window = windows.get(model)
+        if window is not None and model.casefold() not in declared and any(window):
+            info[model] = ModelInfo(context_window=window[0], max_output_tokens=window[1])
+    update = {"models": spec.models.model_copy(update={namespace: tuple(models)}), "model_info": info}
+    return spec.model_copy(update=update)
+
+
+def catalog_of(adapter: Adapter, response: HttpResponse) -> tuple[list[str], dict[str, ModelWindow]]:
+    """The model ids in a models response, and the context windows it reports; nothing when it cannot say."""
     if response.status >= 400:
-        return []
+        return [], {}
     try:
-        return adapter.parse_models(adapter.decode(response.body))
+        data = adapter.decode(response.body)
+        return adapter.parse_models(data), adapter.parse_model_windows(data)
     except InvalidResponseError:
-        return []
+        return [], {}

@@ -34,6 +34,9 @@ from router.routing.resolver import ProviderSpec
 from router.transport.sync import HttpRequest
 from router.types import ChatCompletion, ChatCompletionChunk
 
+ModelWindow = tuple[int | None, int | None]
+"""A model's context window and answer limit in tokens, as a models endpoint reports them (None: not said)."""
+
 __all__ = [
     "Adapter",
     "ChatRequest",
@@ -44,6 +47,7 @@ __all__ = [
     "ImageRequest",
     "LocalSpeech",
     "MalformedEvent",
+    "ModelWindow",
     "SpeechRequest",
     "classify",
     "retry_after_s",
@@ -235,6 +239,11 @@ class Adapter:
     def parse_models(self, data: Any) -> list[str]:
         """The model ids in the decoded body of a models response."""
         raise NotImplementedError
+
+    def parse_model_windows(self, data: Any) -> dict[str, ModelWindow]:
+        """Model id -> (context window, answer limit) from the decoded body of a models response, for the
+        models whose entry reports one (``models: discover`` fills ``model_info`` from it); none by default."""
+        return {}
 
     def error_details(self, data: Any) -> tuple[str, str]:
         """(message, code) from a decoded error body; override for the provider's error shape."""

@@ -47,6 +47,7 @@ from router.adapters.base import (
     EmbeddedBatch,
     EmbeddingRequest,
     MalformedEvent,
+    ModelWindow,
     classify,
 )
 from router.adapters.sse import SSEEvent
@@ -382,6 +383,21 @@ class GeminiAdapter(Adapter):
             and item.get("name")
             and "generateContent" in item.get("supportedGenerationMethods", ["generateContent"])
         ]
+
+    def parse_model_windows(self, data: Any) -> dict[str, ModelWindow]:
+        """``inputTokenLimit`` and ``outputTokenLimit`` of each Model (https://ai.google.dev/api/models#Model).
+        The input limit is taken as the window, so a request is kept within it with room for its answer too
+        (conservative: a prompt up to the input limit with a large ``max_tokens`` is sent elsewhere)."""
+        items = data.get("models") if isinstance(data, dict) else None
+        found: dict[str, ModelWindow] = {}
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict) and item.get("name"):
+                window, answer = item.get("inputTokenLimit"), item.get("outputTokenLimit")
+                window = window if isinstance(window, int) and window > 0 else None
+                answer = answer if isinstance(answer, int) and answer > 0 else None
+                if window or answer:
+                    found[_model_name(str(item["name"]))] = (window, answer)
+        return found
 
     def error_details(self, data: Any) -> tuple[str, str]:
         """(message, status) from ``{"error": {"code", "message", "status"}}``."""

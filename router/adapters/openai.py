@@ -49,6 +49,7 @@ from router.adapters.base import (
     GeneratedImage,
     ImageRequest,
     MalformedEvent,
+    ModelWindow,
     SpeechRequest,
 )
 from router.adapters.sse import SSEEvent
@@ -174,6 +175,30 @@ class OpenAIAdapter(Adapter):
         if not isinstance(items, list):
             raise InvalidResponseError("the models response has no data list")
         return [str(item["id"]) for item in items if isinstance(item, dict) and item.get("id")]
+
+    def parse_model_windows(self, data: Any) -> dict[str, ModelWindow]:
+        """What OpenAI-compatible hosts add to a model object: ``context_window`` and ``max_completion_tokens``
+        (Groq, https://console.groq.com/docs/api-reference#models-list), ``context_length`` and
+        ``top_provider.max_completion_tokens`` (OpenRouter, https://openrouter.ai/docs/api-reference/list-available-models;
+        Together's ``context_length``). OpenAI's own models list reports neither."""
+        items = data.get("data") if isinstance(data, dict) else None
+        found: dict[str, ModelWindow] = {}
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            top = item.get("top_provider")
+            window = _tokens(item.get("context_window")) or _tokens(item.get("context_length"))
+            answer = _tokens(item.get("max_completion_tokens")) or (
+                _tokens(top.get("max_completion_tokens")) if isinstance(top, dict) else None
+            )
+            if window or answer:
+                found[str(item["id"])] = (window, answer)
+        return found
+
+
+def _tokens(value: Any) -> int | None:
+    """A positive token count, or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 class OpenAIStream(ChatStream):

@@ -217,6 +217,23 @@ class TestContextWindow:
         assert beta.calls == []
 
 
+class TestDiscoveredWindows:
+    def test_a_window_the_models_endpoint_reports_is_checked_too(self, openai_upstreams: Any) -> None:
+        """``models: discover`` takes each model's context_window from the listing (Groq reports it), so a
+        prompt too long for it goes to the next provider without a call."""
+        alpha, beta = openai_upstreams("alpha", "beta", models=["m"])
+        alpha.windows = {"m": 500}
+        policy = http_policy(alpha, beta)
+        policy["providers"]["alpha"]["models"] = {"chat": "discover"}
+        with Client(policy) as client, capture_logs() as logs:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "z" * 4000}])
+            assert client.chat.completions.last_provider == "beta"
+            client.chat.completions.create(model="m", messages=USER)
+            assert client.chat.completions.last_provider == "alpha"
+        detail = next(e["detail"] for e in logs if e["event"] == "provider_skipped")
+        assert "context window of 500" in detail
+
+
 class TestWhen:
     def policy(self, *ups: Any) -> dict[str, Any]:
         policy = http_policy(*ups)

@@ -130,8 +130,16 @@ class OpenAIUpstream(EmbeddingsUpstream, MediaUpstream):
         message = f"'$.input' is invalid: {count} inputs is more than the maximum of 2048."
         return self._error(400, message, "invalid_request_error", "input", None)
 
+    windows: ClassVar[dict[str, int]] = {}
+    """Model -> the ``context_window`` its listing reports, as Groq's does (OpenAI's own reports none); set
+    on an instance (``up.windows = {...}``)."""
+
     def models_body(self) -> Any:
-        data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": self.name} for m in self.models]
+        data = [
+            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": self.name}
+            | ({"context_window": self.windows[m]} if m in self.windows else {})
+            for m in self.models
+        ]
         return {"object": "list", "data": data}
 
     def error(self, status: int, message: str, retry_after: str | None = None) -> Plain:
