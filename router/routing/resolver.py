@@ -301,7 +301,7 @@ class Resolver:
                 for model in models:
                     if (own := p.facts_of(model).limits) is not None:
                         rules[f"{p.name}/{model}"] = own
-        object.__setattr__(self, "_limit_rules", rules)
+        object.__setattr__(self, "_limit_rules", MappingProxyType(rules))
         object.__setattr__(self, "_weights", tuple(p.weight for p in self.providers))
         prices: dict[tuple[int, str], tuple[float, float]] = {}
         for i, p in enumerate(self.providers):
@@ -400,6 +400,11 @@ class Resolver:
     def limit_keys(self) -> tuple[str, ...]:
         """Every key the policy declares limits for: ``provider`` and ``provider/model``."""
         return tuple(self._limit_rules)
+
+    @property
+    def limit_rules(self) -> Mapping[str, LimitRules]:
+        """Each limit key's declared rules (``provider`` and ``provider/model``), for metrics and the admin endpoint."""
+        return self._limit_rules
 
     def headrooms(self, usage: Mapping[str, Usage]) -> dict[str, float]:
         """Limit key -> the share of its rpm/tpm left (0..1), from the limits store's ``usage``."""

@@ -36,6 +36,7 @@ from router.execution.namespaces import last_outcome
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
 from router.routing.facts import GATEWAY, Gateway
+from router.server.admin import read_state, state_report
 from router.server.bodies import (
     ChatCompletionRequest,
     EmbeddingsRequestBody,
@@ -257,6 +258,12 @@ def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics:
         """Prometheus metrics."""
         if (store := state.health) is not None:
             metrics.observe_health(await store.snapshot(), store.describe())
+        if state.current is not None:
+            loaded = state.acquire()
+            try:
+                metrics.observe_state(await read_state(loaded.client))
+            finally:
+                state.release(loaded)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @guarded.get("/admin/health", tags=["operations"])
@@ -265,6 +272,15 @@ def _operations(api: APIRouter, guarded: APIRouter, state: PolicyState, metrics:
         loaded = state.acquire()
         try:
             return JSONResponse(await health_report(loaded.client))
+        finally:
+            state.release(loaded)
+
+    @guarded.get("/admin/state", tags=["operations"])
+    async def admin_state() -> Response:
+        """Per provider and model: health, load, limits and their usage; each namespace's order; needs a key."""
+        loaded = state.acquire()
+        try:
+            return JSONResponse(await state_report(loaded))
         finally:
             state.release(loaded)
 
@@ -440,7 +456,8 @@ def _json(result: BaseModel, headers: dict[str, str]) -> Response:
 
 async def health_report(client: AsyncClient) -> dict[str, Any]:
     """``GET /admin/health``: the store, the rules, every provider's worst status over its keys (healthy when
-    none has state), and each key (provider, or provider/model) that has state."""
+    none has state), and each key (provider, or provider/model) that has state; ``state`` links the fuller
+    report (load, limits, usage)."""
     rules, store = client.resolver.health, client.health
     snapshot = await store.snapshot()
     listed = snapshot.describe()
@@ -462,4 +479,5 @@ async def health_report(client: AsyncClient) -> dict[str, Any]:
         },
         "providers": worst,
         "keys": listed,
+        "state": "/admin/state",
     }
