@@ -105,7 +105,7 @@ class ClientBase(Generic[TransportT, HealthT, LimitsT]):
         self.limits: LimitsT | None = limits if limits is not None else self._open_limits()
         """Where the policy's local limits are counted (None: it declares none); on the health store's Redis
         when there is one, so that every replica counts together (``Client(limits=store)`` shares one)."""
-        self.load = LoadTracker(self.clock)
+        self.load: LoadTracker = kwargs.pop("load", None) or LoadTracker(self.clock)
         """Latency and in-flight counts per provider+model, for the ``latency`` and ``least_busy`` orders."""
         self._api_key = api_key
         self._proxies = dict(proxies) if proxies else None

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -97,7 +98,8 @@ class AsyncRedisStore:
     kind = "redis"
 
     def __init__(self, url: str) -> None:
-        self._redis = redis.asyncio.Redis.from_url(url, **_connection_options())
+        options = _connection_options() | {"retry": redis.asyncio.retry.Retry(NoBackoff(), 0)}  # the asyncio kind
+        self._redis = redis.asyncio.Redis.from_url(url, **options)
         self._scripts = {name: self._redis.register_script(lua) for name, lua in SCRIPTS.items()}
         self._core = SharedHealth(url)
 

@@ -7,7 +7,9 @@ client's connections are closed once nothing uses it any more. An invalid change
 ``policy_rejected`` event and its ``file:line:col`` errors, counted, and the old version keeps serving.
 
 Provider health outlives reloads: every version shares one health store, reopened only when a reload
-changes where it lives (``health.store``; ``$ROUTER_STATE_URL`` wins over it).
+changes where it lives (``health.store``; ``$ROUTER_STATE_URL`` wins over it). So do the limits' counts (one
+limits store, reopened only when its place or ``health.replicas`` changes) and the latency and in-flight
+measurements (one load tracker): a reload neither resets a budget nor forgets which provider is fast.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from router.async_client import AsyncClient, open_async_store
 from router.errors import PolicyError
 from router.policy.compiler import compile_health
 from router.policy.loader import LoadedPolicy, read_policy
+from router.policy.model import Policy
 from router.routing.health import AsyncHealthStore
+from router.routing.limits import AsyncLimitStore
+from router.routing.load import LoadTracker
 from router.settings import state_url
 
 __all__ = ["Loaded", "PolicyState"]
@@ -75,6 +80,9 @@ class PolicyState:
         self._lock = asyncio.Lock()
         self._health: tuple[str, AsyncHealthStore] | None = None
         self._retired_health: list[AsyncHealthStore] = []
+        self._limits: tuple[tuple[str, int], AsyncLimitStore] | None = None
+        self._retired_limits: list[AsyncLimitStore] = []
+        self._load_tracker = LoadTracker()
 
     @property
     def health(self) -> AsyncHealthStore | None:
@@ -122,6 +130,8 @@ class PolicyState:
             await self.current.client.aclose()
         for store in [*self._retired_health, *([self._health[1]] if self._health else [])]:
             await store.aclose()
+        for limits in [*self._retired_limits, *([self._limits[1]] if self._limits else [])]:
+            await limits.aclose()
 
     async def _load(self, *, first: bool) -> None:
         stat = self.path.stat()
@@ -164,9 +174,31 @@ class PolicyState:
             if self._health is not None:
                 self._retired_health.append(self._health[1])  # closed at shutdown: old requests may use it
             self._health = (where, store)
-        client = AsyncClient(loaded.policy, health=self._health[1])
+        client = AsyncClient(
+            loaded.policy,
+            health=self._health[1],
+            limits=self._limits_for(loaded.policy, where),
+            load=self._load_tracker,
+        )
         client.output_dir = None  # remote callers get bytes or the provider's URL, never a path on this server
         return loaded, client
+
+    def _limits_for(self, policy: Policy, where: str) -> AsyncLimitStore | None:
+        """The limits store of every version that declares limits: the one already open, unless a reload moved
+        it (another store, or another replica count)."""
+        if not any(
+            spec.limits is not None or any(info.limits is not None for info in spec.model_info.values())
+            for spec in policy.providers.values()
+        ):
+            return None
+        place = (where, policy.health.replicas)
+        if self._limits is None or self._limits[0] != place:
+            from router.routing.limits import open_async_limits  # noqa: PLC0415 - only a policy with limits needs it
+
+            if self._limits is not None:
+                self._retired_limits.append(self._limits[1])  # closed at shutdown: old requests may use it
+            self._limits = (place, open_async_limits(where, policy.health.replicas))
+        return self._limits[1]
 
     async def _retire(self, previous: Loaded) -> None:
         """Close an old version's connections once its last request is done (or after a long limit)."""
