@@ -161,3 +161,19 @@ class TestDeprecations:
         assert who_answers(gw) == "alpha"
         gw.write_policy(policy | {"retry": {**policy["retry"], "error_classes": ["server_error"]}})
         eventually(lambda: gw.readiness()["policy"]["deprecations"] == [], timeout_s=2)
+
+
+class TestStateOutlivesAReload:
+    def test_a_reload_does_not_reset_a_limit(self, openai_upstreams: Any, gateway: Any) -> None:
+        """alpha may take 2 requests a minute; it took them, then the file changes (a new priority for an
+        unrelated provider): alpha's count is kept, so the next request still goes to beta, not to alpha."""
+        alpha, beta, gamma = openai_upstreams("alpha", "beta", "gamma")
+        policy = media_policy(alpha, beta, gamma)
+        policy["providers"]["alpha"]["limits"] = {"rpm": 2}
+        gw = gateway(policy)
+        assert [who_answers(gw) for _ in range(3)] == ["alpha", "alpha", "beta"]
+        policy["providers"]["gamma"]["priority"] = -5
+        gw.write_policy(policy)
+        eventually(lambda: gw.readiness()["policy"]["sha256"] == sha256_of(gw), timeout_s=2)
+        assert who_answers(gw) == "beta"
+        assert len(alpha.calls) == 2
