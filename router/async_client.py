@@ -34,16 +34,17 @@ from router.execution.namespaces import (
 from router.execution.speech import AsyncAudioStream
 from router.execution.streaming import AsyncStream
 from router.policy.model import NAMESPACES
+from router.routing.clock import SYSTEM, Clock
 from router.routing.facts import Facts, context_facts
 from router.routing.health import AsyncHealthStore, AsyncMemoryStore, HealthRules
-from router.routing.limits import AsyncLimitStore
+from router.routing.limits import AsyncLimitStore, AsyncMemoryLimits
 from router.routing.resolver import Candidate
 from router.settings import state_url
 from router.transport.aio import AiohttpTransport
 from router.transport.sync import Proxies
 from router.types import ChatCompletion, CreateEmbeddingResponse, ImagesResponse, ModelList
 
-__all__ = ["AsyncClient", "open_async_store"]
+__all__ = ["AsyncClient", "open_async_limits", "open_async_store"]
 
 
 def open_async_store(rules: HealthRules, url: str | None = None) -> AsyncHealthStore:
@@ -54,6 +55,15 @@ def open_async_store(rules: HealthRules, url: str | None = None) -> AsyncHealthS
     from router.routing.health_redis import AsyncRedisStore  # noqa: PLC0415 - redis is imported only when used
 
     return AsyncRedisStore(where)
+
+
+def open_async_limits(store: str, replicas: int = 1, clock: Clock = SYSTEM) -> AsyncLimitStore:
+    """:func:`router.client.open_limits` for an AsyncClient (and the gateway)."""
+    if store == "memory":
+        return AsyncMemoryLimits(clock, replicas=replicas)
+    from router.routing.limits_redis import AsyncRedisLimits  # noqa: PLC0415 - redis is imported only when used
+
+    return AsyncRedisLimits(store, replicas, clock)
 
 
 class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore, AsyncLimitStore]):
@@ -97,8 +107,6 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore, AsyncLimitStore
     def _open_limits(self) -> AsyncLimitStore | None:
         if not self.resolver.limited:
             return None
-        from router.routing.limits import open_async_limits  # noqa: PLC0415 - only a policy with limits needs them
-
         rules = self.resolver.health
         return open_async_limits(state_url() or rules.store, rules.replicas, self.clock)
 

@@ -28,7 +28,7 @@ from router.execution.namespaces import Audio, Chat, Embeddings, Images, Models,
 from router.routing.clock import SYSTEM, Clock
 from router.routing.facts import NO_FACTS, Facts, context_facts
 from router.routing.health import HealthRules, HealthStore, MemoryStore
-from router.routing.limits import LimitStore, Usage
+from router.routing.limits import LimitStore, MemoryLimits, Usage
 from router.routing.load import LoadTracker
 from router.routing.resolver import Availability, Candidate, ProviderSpec, Resolver, Route
 from router.routing.strategies import Signals
@@ -37,7 +37,7 @@ from router.transport.sync import HttpResponse, Proxies, RequestsTransport
 if TYPE_CHECKING:
     from router.policy.model import Policy
 
-__all__ = ["Client", "ClientBase", "load_resolver", "open_store"]
+__all__ = ["Client", "ClientBase", "load_resolver", "open_limits", "open_store"]
 
 PolicySource: TypeAlias = "str | os.PathLike[str] | Mapping[str, Any] | Policy | Resolver | None"
 TransportT = TypeVar("TransportT")
@@ -54,6 +54,16 @@ def open_store(rules: HealthRules, url: str | None = None) -> HealthStore:
     from router.routing.health_redis import RedisStore  # noqa: PLC0415 - see the docstring
 
     return RedisStore(where)
+
+
+def open_limits(store: str, replicas: int = 1, clock: Clock = SYSTEM) -> LimitStore:
+    """The limits store for a synchronous client: ``"memory"`` or a Redis URL (the same as ``health.store``);
+    ``redis`` is imported only for a Redis URL (it costs over 100 ms)."""
+    if store == "memory":
+        return MemoryLimits(clock, replicas=replicas)
+    from router.routing.limits_redis import RedisLimits  # noqa: PLC0415 - see the docstring
+
+    return RedisLimits(store, replicas, clock)
 
 
 def load_resolver(policy: PolicySource) -> tuple[Policy | None, Resolver]:
@@ -385,8 +395,7 @@ class Client(ClientBase[RequestsTransport, HealthStore, LimitStore]):
     def _open_limits(self) -> LimitStore | None:
         if not self._resolver.limited:
             return None
-        from router.routing.limits import open_limits  # noqa: PLC0415 - only a policy with limits needs them
-        from router.settings import state_url  # noqa: PLC0415
+        from router.settings import state_url  # noqa: PLC0415 - see the module docstring
 
         rules = self._resolver.health
         return open_limits(state_url() or rules.store, rules.replicas, self.clock)

@@ -30,8 +30,8 @@ reason ``rate_limited_locally`` (rpm, tpm, max_in_flight) or ``budget_exhausted`
 
 Stores: :class:`MemoryLimits` (one process; thread-safe) and :class:`AsyncMemoryLimits`, and, in
 :mod:`router.routing.limits_redis`, Redis stores shared by every replica (one Lua script per admission).
-:func:`open_limits` / :func:`open_async_limits` open the one a URL names, importing ``redis`` only for a
-Redis URL. Memory stores read time from a :class:`~router.routing.clock.Clock` (``router simulate`` drives
+:func:`router.client.open_limits` / :func:`router.async_client.open_async_limits` open the one a URL
+names, importing ``redis`` only for a Redis URL. Memory stores read time from a :class:`~router.routing.clock.Clock` (``router simulate`` drives
 it); Redis stores use Redis' own ``TIME``.
 
 ``replicas`` is how many processes share one limit. A store that cannot share its state with them (a
@@ -70,8 +70,6 @@ __all__ = [
     "Usage",
     "Verdict",
     "new_lease_id",
-    "open_async_limits",
-    "open_limits",
     "period",
 ]
 
@@ -452,22 +450,3 @@ class AsyncMemoryLimits:
 
     async def aclose(self) -> None:
         return None
-
-
-def open_limits(store: str, replicas: int = 1, clock: Clock = SYSTEM) -> LimitStore:
-    """The limit store for a synchronous client: ``"memory"`` or a Redis URL (the same as ``health.store``);
-    ``redis`` is imported only for a Redis URL (it costs over 100 ms)."""
-    if store == "memory":
-        return MemoryLimits(clock, replicas=replicas)
-    from router.routing.limits_redis import RedisLimits  # noqa: PLC0415 - see the docstring
-
-    return RedisLimits(store, replicas, clock)
-
-
-def open_async_limits(store: str, replicas: int = 1, clock: Clock = SYSTEM) -> AsyncLimitStore:
-    """:func:`open_limits` for an AsyncClient (and the gateway)."""
-    if store == "memory":
-        return AsyncMemoryLimits(clock, replicas=replicas)
-    from router.routing.limits_redis import AsyncRedisLimits  # noqa: PLC0415 - redis is imported only when used
-
-    return AsyncRedisLimits(store, replicas, clock)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from router import events
-from router.async_client import AsyncClient, open_async_store
+from router.async_client import AsyncClient, open_async_limits, open_async_store
 from router.errors import PolicyError
 from router.policy.compiler import compile_health
 from router.policy.loader import LoadedPolicy, read_policy
@@ -193,8 +193,6 @@ class PolicyState:
             return None
         place = (where, policy.health.replicas)
         if self._limits is None or self._limits[0] != place:
-            from router.routing.limits import open_async_limits  # noqa: PLC0415 - only a policy with limits needs it
-
             if self._limits is not None:
                 self._retired_limits.append(self._limits[1])  # closed at shutdown: old requests may use it
             self._limits = (place, open_async_limits(where, policy.health.replicas))

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from router.async_client import open_async_limits
+from router.client import open_limits
 from router.routing.limits import (
     AsyncMemoryLimits,
     Check,
@@ -19,8 +21,6 @@ from router.routing.limits import (
     MemoryLimits,
     Usage,
     Verdict,
-    open_async_limits,
-    open_limits,
     period,
 )
 from router.routing.limits_core import PREFIX, Admit, Command, Read, Release, Settle, SharedLimits, Timing
