@@ -31,8 +31,8 @@ reason ``rate_limited_locally`` (rpm, tpm, max_in_flight) or ``budget_exhausted`
 Stores: :class:`MemoryLimits` (one process; thread-safe) and :class:`AsyncMemoryLimits`, and, in
 :mod:`router.routing.limits_redis`, Redis stores shared by every replica (one Lua script per admission).
 :func:`router.client.open_limits` / :func:`router.async_client.open_async_limits` open the one a URL
-names, importing ``redis`` only for a Redis URL. Memory stores read time from a :class:`~router.routing.clock.Clock` (``router simulate`` drives
-it); Redis stores use Redis' own ``TIME``.
+names, importing ``redis`` only for a Redis URL. Memory stores read time from a
+:class:`~router.routing.clock.Clock` (``router simulate`` drives it); Redis stores use Redis' own ``TIME``.
 
 ``replicas`` is how many processes share one limit. A store that cannot share its state with them (a
 memory store, or a Redis store while Redis is unreachable) enforces each count limit divided by
