@@ -27,7 +27,7 @@ Every one of those decisions is :class:`~router.execution.stream_core.Segment`'s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Unpack
 
@@ -197,7 +197,7 @@ class AsyncStream:
         finally:
             await batches.aclose()  # at once, as the caller stops: closes the upstream
 
-    async def batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
+    async def batches(self) -> AsyncGenerator[list[ChatCompletionChunk]]:
         """The same chunks, as lists of those that arrived together (the buffer up to the commit, then each
         read): for a caller that writes them on, one write per list instead of one per chunk (the gateway)."""
         try:
