@@ -36,11 +36,12 @@ class SpliceDiverged(SpliceFailed):
 
 @dataclass(slots=True)
 class Sent:
-    """What the caller has received of one stream."""
+    """What the caller has received of one stream: each channel's pieces, joined only when a resume reads them
+    (appending to one string per chunk would copy the whole answer again at every chunk)."""
 
     id: str | None = None
     chunks: int = 0
-    text: dict[Channel, str] = field(default_factory=dict)
+    parts: dict[Channel, list[str]] = field(default_factory=dict)
     tool_ids: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def record(self, chunk: ChatCompletionChunk) -> None:
@@ -49,20 +50,40 @@ class Sent:
         if self.id is None:
             self.id = chunk.id
         for choice in chunk.choices:
-            for channel, piece in _pieces(choice):
-                self.text[channel] = self.text.get(channel, "") + piece
-            for call in choice.delta.tool_calls or ():
-                if call.id and (choice.index, call.index) not in self.tool_ids:
-                    self.tool_ids[choice.index, call.index] = call.id
+            delta, index = choice.delta, choice.index
+            if delta.content:
+                self._add((index, "content", 0), delta.content)
+            if delta.refusal:
+                self._add((index, "refusal", 0), delta.refusal)
+            for call in delta.tool_calls or ():
+                if (function := call.function) is not None:
+                    if function.name:
+                        self._add((index, "name", call.index), function.name)
+                    if function.arguments:
+                        self._add((index, "arguments", call.index), function.arguments)
+                if call.id and (index, call.index) not in self.tool_ids:
+                    self.tool_ids[index, call.index] = call.id
+
+    def _add(self, channel: Channel, piece: str) -> None:
+        parts = self.parts.get(channel)
+        if parts is None:
+            self.parts[channel] = [piece]
+        else:
+            parts.append(piece)
+
+    @property
+    def text(self) -> dict[Channel, str]:
+        """Each channel's text so far."""
+        return {channel: "".join(parts) for channel, parts in self.parts.items()}
 
     @property
     def chars(self) -> int:
         """Characters sent, over every channel."""
-        return sum(len(text) for text in self.text.values())
+        return sum(len(piece) for parts in self.parts.values() for piece in parts)
 
     @property
     def has_tool_calls(self) -> bool:
-        return bool(self.tool_ids) or any(what in ("name", "arguments") for _, what, _ in self.text)
+        return bool(self.tool_ids) or any(what in ("name", "arguments") for _, what, _ in self.parts)
 
 
 class Hold:
@@ -70,8 +91,10 @@ class Hold:
 
     def __init__(self, sent: Sent) -> None:
         self.sent = sent
+        self.target = sent.text
+        """What the caller had when the stream broke, per channel: what this stream must repeat."""
         self.seen: dict[Channel, str] = {}
-        self._pending = {channel for channel, text in sent.text.items() if text}
+        self._pending = {channel for channel, text in self.target.items() if text}
         self.started = False
         """Whether content of the new stream has arrived, as commits a stream (the first-chunk timeout stops
         counting); white space alone has not started it."""
@@ -128,12 +151,12 @@ class Hold:
         """The new part of ``piece`` on ``channel``; SpliceDiverged when the repeated part differs."""
         if not piece:
             return ""
-        target = self.sent.text.get(channel, "")
+        target = self.target.get(channel, "")
         seen = self.seen.get(channel, "")
+        if len(seen) >= len(target):  # repeated already (or nothing to repeat): no need to keep adding it up
+            return piece
         combined = seen + piece
         self.seen[channel] = combined
-        if len(seen) >= len(target):
-            return piece
         repeated = combined[: len(target)]
         if repeated != target[: len(repeated)]:
             raise SpliceDiverged(f"the regenerated {channel[1]} differs from what was sent")
@@ -143,18 +166,3 @@ class Hold:
 
     def _choice_covered(self, index: int) -> bool:
         return not any(channel[0] == index for channel in self._pending)
-
-
-def _pieces(choice: ChunkChoice) -> list[tuple[Channel, str]]:
-    delta, index = choice.delta, choice.index
-    out: list[tuple[Channel, str]] = []
-    if delta.content:
-        out.append(((index, "content", 0), delta.content))
-    if delta.refusal:
-        out.append(((index, "refusal", 0), delta.refusal))
-    for call in delta.tool_calls or ():
-        if call.function and call.function.name:
-            out.append(((index, "name", call.index), call.function.name))
-        if call.function and call.function.arguments:
-            out.append(((index, "arguments", call.index), call.function.arguments))
-    return out

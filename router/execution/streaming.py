@@ -27,7 +27,7 @@ Every one of those decisions is :class:`~router.execution.stream_core.Segment`'s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Unpack
 
@@ -189,24 +189,35 @@ class AsyncStream:
         return self
 
     async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        batches = self.batches()
+        try:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await batches.aclose()  # at once, as the caller stops: closes the upstream
+
+    async def batches(self) -> AsyncGenerator[list[ChatCompletionChunk]]:
+        """The same chunks, as lists of those that arrived together (the buffer up to the commit, then each
+        read): for a caller that writes them on, one write per list instead of one per chunk (the gateway)."""
         try:
             while True:
                 try:
-                    async for chunk in self._live():
-                        yield chunk
+                    async for batch in self._live():
+                        yield batch
                     return
                 except ProviderError as exc:
                     await self._resume(exc)
         finally:
             await self.close()
 
-    async def _live(self) -> AsyncIterator[ChatCompletionChunk]:
-        for chunk in self._segment.buffered():
-            yield chunk
+    async def _live(self) -> AsyncIterator[list[ChatCompletionChunk]]:
+        if batch := self._segment.buffered():
+            yield batch
         while (wait_s := self._segment.next_read()) is not None:
             self._response.set_read_timeout(wait_s)
-            for chunk in self._segment.received(await anext(self._reads, None)):
-                yield chunk
+            if batch := self._segment.received(await anext(self._reads, None)):
+                yield batch
 
     async def _resume(self, cause: ProviderError) -> None:
         await self._response.close()

@@ -42,7 +42,7 @@ def run_api(
         os.environ["ROUTER_POLICY"] = os.fspath(policy)  # worker processes read their settings from the environment
     os.environ["ROUTER_HOST"] = host
     uvicorn.run(
-        "router.server.app:create_app",
+        "router.server.app:served_app",
         factory=True,
         host=host,
         port=port,

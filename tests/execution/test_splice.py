@@ -181,3 +181,17 @@ class TestAcrossWireFormats:
         text, chunks = collect(Client(policy))
         assert text == ANSWER
         assert (chunks[0].provider, chunks[-1].provider) == ("alpha", "beta")
+
+
+class TestSent:
+    def test_pieces_are_joined_per_channel_when_read(self) -> None:
+        """Sent keeps each channel's pieces and joins them when read; its counts cover every channel."""
+        from router.execution.splice import Sent  # noqa: PLC0415
+        from router.types import ChatCompletionChunk  # noqa: PLC0415
+
+        sent = Sent()
+        for piece in ("ab", "c", "de"):
+            choice = {"index": 0, "delta": {"content": piece}}
+            sent.record(ChatCompletionChunk(id="x", created=1, model="m", choices=[choice]))  # type: ignore[list-item]
+        assert sent.text == {(0, "content", 0): "abcde"}
+        assert (sent.chunks, sent.chars, sent.id, sent.has_tool_calls) == (3, 5, "x", False)

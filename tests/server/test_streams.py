@@ -105,3 +105,50 @@ class TestConcurrency:
                 return await asyncio.gather(*(one() for _ in range(50)))
 
         assert sorted(asyncio.run(run())) == sorted(f"answer {i}" for i in range(50))
+
+
+class TestBatchedWrites:
+    """Chunks that arrived together leave the gateway together."""
+
+    def test_each_batch_is_one_piece_of_events_then_done(self) -> None:
+        """``_sse`` writes the chunks of one upstream read as one piece, then ``[DONE]``, and closes the stream."""
+        from router.server.routes import _sse  # noqa: PLC0415 - a private helper, tested where it is used
+        from router.types import ChatCompletionChunk as Chunk  # noqa: PLC0415
+
+        def chunk(text: str) -> Chunk:
+            choice = {"index": 0, "delta": {"content": text}, "finish_reason": None}
+            return Chunk(id="c", created=1, model="m", choices=[choice])  # type: ignore[list-item]
+
+        class Batches:
+            closed = False
+
+            async def batches(self) -> Any:
+                yield [chunk("a"), chunk("b")]
+                yield [chunk("c")]
+
+            async def close(self) -> None:
+                self.closed = True
+
+        async def collect(stream: Any) -> list[bytes]:
+            return [piece async for piece in _sse(stream, lambda: None)]
+
+        stream = Batches()
+        pieces = asyncio.run(collect(stream))
+        assert [piece.count(b"data: ") for piece in pieces] == [2, 1, 1]
+        assert pieces[0].startswith(b'data: {"id":"c"')
+        assert pieces[0].endswith(b"\n\n")
+        assert b'"finish_reason"' not in pieces[0]  # None fields left out, as before
+        assert pieces[-1] == b"data: [DONE]\n\n"
+        assert stream.closed
+
+    def test_a_stream_of_many_chunks_arrives_whole_through_the_gateway(
+        self, openai_upstreams: Any, gateway: Any
+    ) -> None:
+        """A 200-chunk answer written at once reaches the SDK complete and in order."""
+        (alpha,) = openai_upstreams("alpha")
+        text = "".join(f"w{i} " for i in range(200))
+        alpha.script(Reply(content=text, chunks=200))
+        gw = gateway(media_policy(alpha))
+        stream = gw.client().chat.completions.create(model="m", messages=USER, stream=True)
+        pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+        assert "".join(pieces) == text
