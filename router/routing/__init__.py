@@ -1,6 +1,6 @@
 """Routing: the compiled policy and the decisions made per request, before anything is sent.
 
-``resolver`` holds the compiled form (:class:`Resolver`, one ``Table`` per namespace) and resolves a request
+``resolver`` holds the compiled form (:class:`Resolver`; its data classes are in ``compiled``) and resolves a request
 into its first candidate; ``matching`` finds model names (exact, substring, difflib; cached);
 ``fallback`` is the lazy, replayable queue of the candidates after the first; ``health`` is provider health
 (rules, snapshots, the memory store), which reorders a queue; ``health_core`` decides what the shared store
