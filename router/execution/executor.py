@@ -7,7 +7,13 @@ other error goes to the caller as it is. Every failed attempt is one ``attempt_f
 
 The first attempt at a candidate runs directly; a ``Retrying`` (built fresh from the frozen
 :class:`~router.routing.resolver.RetryPlan`) takes over only once it failed with a retryable class, so the common
-case pays nothing for the retry machinery.
+case pays nothing for the retry machinery (:class:`router.execution.runner.Runner`).
+
+Before a candidate is called, the walk skips it for a local reason -- a context window too small for the
+request's estimated size, or one of its ``limits:`` reached (an admission to the limits store, whose lease is
+settled from the answer's usage and released after the attempt) -- with one ``provider_skipped`` event each.
+A walk where every candidate was skipped ends in :class:`~router.errors.LocalLimitError` or
+:class:`~router.errors.NoCandidateFitsError`, with no provider called.
 
 Provider health (:mod:`router.routing.health`) is read once per request: cooled-down candidates are moved behind
 every healthy one (tried last, not never), a half-open one runs only with a probe slot and only once (a
@@ -23,7 +29,6 @@ for coroutine attempts (the AsyncClient and the gateway), sharing every decision
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -35,20 +40,19 @@ from router.errors import (
     DeadlineExceededError,
     LocalLimitError,
     NoCandidateFitsError,
-    ProviderConnectionError,
     ProviderError,
     Skipped,
 )
 from router.execution import tracing
-from router.routing.clock import SYSTEM, Clock
+from router.execution.runner import Deadline, Runner
 from router.routing.facts import NO_FACTS, Facts
 from router.routing.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
 from router.routing.limits import AsyncLimitStore, Check, LimitStore, Verdict
 from router.routing.load import LoadTracker
-from router.routing.resolver import Candidate, ProviderSpec, Resolver, RetryPlan, Route
+from router.routing.resolver import Candidate, ProviderSpec, Resolver, Route
 
 if TYPE_CHECKING:
-    from tenacity import RetryCallState
+    pass
 
 __all__ = [
     "Deadline",
@@ -61,8 +65,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_CALLERS = frozenset({"bad_request", "content_filter", "context_length"})
-"""Failures that say something of the request, not of the provider's speed."""
 AttemptFn = Callable[[Candidate, ProviderSpec, float], T]
 AsyncAttemptFn = Callable[[Candidate, ProviderSpec, float], Awaitable[T]]
 
@@ -79,26 +81,6 @@ def attempt_limit(limit_s: float, own_s: float) -> Iterator[None]:
         if exc.timed_out and limit_s < own_s:
             exc.caller_limited = True
         raise
-
-
-class Deadline:
-    """One time budget for a whole request, on the monotonic clock."""
-
-    __slots__ = ("budget_s", "clock", "ends")
-
-    def __init__(self, budget_s: float, clock: Clock = SYSTEM) -> None:
-        self.budget_s = budget_s
-        self.clock = clock
-        """The clock the budget runs on; the walk reads and sleeps on the same one."""
-        self.ends = clock.now() + budget_s
-
-    def remaining(self) -> float:
-        """Seconds left (never negative)."""
-        return max(self.ends - self.clock.now(), 0.0)
-
-    def clip(self, seconds: float) -> float:
-        """``seconds``, or what is left of the budget when that is less."""
-        return min(seconds, self.remaining())
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +233,7 @@ class _Walk:
         self.failed_span: Any = None
         """The last failed attempt's span, ended by :meth:`decided` with what the walk did next."""
 
-    def runners(self, attempt: Any) -> Iterator[tuple[int, _Runner[Any]]]:
+    def runners(self, attempt: Any) -> Iterator[tuple[int, Runner[Any]]]:
         """The queue in health order: healthy and half-open candidates in place, cooled-down ones last."""
         rules, snapshot = self.resolver.health, self.snapshot
         sized = self.facts.prompt_tokens > 0 or self.facts.max_tokens is not None
@@ -287,7 +269,7 @@ class _Walk:
         )
         self.skipped.append(Skipped(candidate.provider, candidate.model, reason, detail, retry_after_s))
 
-    def checks(self, runner: _Runner[Any]) -> tuple[Check, ...]:
+    def checks(self, runner: Runner[Any]) -> tuple[Check, ...]:
         """The limits one attempt at ``runner``'s candidate must pass: its provider's, and its model's there,
         each with the request's estimated tokens and cost."""
         spec, model = runner.spec, runner.candidate.model
@@ -309,7 +291,7 @@ class _Walk:
         detail = f"{verdict.key} is at its limit" if verdict.key else ""
         self._skip(candidate, verdict.reason or "rate_limited_locally", detail, verdict.retry_after_s)
 
-    def used(self, runner: _Runner[Any], value: Any) -> tuple[int | None, float | None]:
+    def used(self, runner: Runner[Any], value: Any) -> tuple[int | None, float | None]:
         """What a successful attempt used, from the answer's ``usage`` when it reports one: (tokens, dollars);
         None keeps the estimate."""
         usage = getattr(value, "usage", None)
@@ -336,8 +318,8 @@ class _Walk:
         """Log the state change a write to the health store caused."""
         _log_change(self.log, self.resolver, candidate, change)
 
-    def _runner(self, candidate: Candidate, key: str, attempt: Any, *, probe: bool = False) -> _Runner[Any]:
-        return _Runner(
+    def _runner(self, candidate: Candidate, key: str, attempt: Any, *, probe: bool = False) -> Runner[Any]:
+        return Runner(
             candidate=candidate,
             spec=self.resolver.provider(candidate.provider),
             attempt=attempt,
@@ -360,7 +342,7 @@ class _Walk:
         tracing.attempt_failed(self.failed_span, attempt.error_class, action)
         self.failed_span = None
 
-    def outcome(self, runner: _Runner[Any], value: T, position: int) -> Outcome[T]:
+    def outcome(self, runner: Runner[Any], value: T, position: int) -> Outcome[T]:
         candidate = runner.candidate
         ok = Attempt(candidate.provider, candidate.model, candidate.tier, runner.count, "", None, runner.elapsed_ms, "")
         return Outcome(value, candidate, position, (*self.attempts, ok), self.route, self.deadline)
@@ -377,196 +359,6 @@ class _Walk:
             reason = f"The {namespace} request ran out of its {self.deadline.budget_s:g} s deadline"
             return DeadlineExceededError(namespace, attempts, reason=reason)
         return AllProvidersFailedError(namespace, attempts)
-
-
-class _Runner(Generic[T]):
-    """Retries of one candidate: tenacity's stop, wait and retry decisions, and the attempt records."""
-
-    def __init__(
-        self, *, candidate: Candidate, spec: ProviderSpec, attempt: Any, walk: _Walk, key: str, probe: bool
-    ) -> None:
-        self.candidate, self.spec, self.attempt, self.walk = candidate, spec, attempt, walk
-        self.plan: RetryPlan = walk.resolver.retry
-        self.deadline, self.attempts, self.log = walk.deadline, walk.attempts, walk.log
-        self.clock: Clock = walk.deadline.clock
-        self.key, self.probe = key, probe
-        """The candidate's health key, and whether it runs as a half-open probe."""
-        self.load_key = f"{candidate.provider}/{candidate.model}"
-        """The candidate's key for latency and in-flight tracking."""
-        self.health: HealthStore | None = None
-        self.async_health: AsyncHealthStore | None = None
-        self.count = 0
-        self.elapsed_ms = 0.0
-        self.span: Any = None
-        """The running attempt's trace span, when something traces (router.execution.tracing)."""
-        self._next_wait = 0.0
-
-    def run(self) -> T:
-        """The first attempt directly; tenacity takes over only when it failed and may be retried."""
-        try:
-            return self.once()
-        except ProviderError as exc:
-            if not self._retries(exc):
-                raise
-        self.walk.decided("retry")
-        self.clock.sleep(self._next_wait)
-        from tenacity import Retrying  # noqa: PLC0415 - only a failed attempt needs it (tenacity imports asyncio)
-
-        return Retrying(sleep=self.clock.sleep, **self._strategy())(self.once)
-
-    async def run_async(self) -> T:
-        """:meth:`run` for a coroutine attempt, sleeping with asyncio."""
-        try:
-            return await self.once_async()
-        except ProviderError as exc:
-            if not self._retries(exc):
-                raise
-        self.walk.decided("retry")
-        from tenacity import AsyncRetrying  # noqa: PLC0415 - see run
-
-        await self.clock.asleep(self._next_wait)
-        value: T = await AsyncRetrying(sleep=self.clock.asleep, **self._strategy())(self.once_async)
-        return value
-
-    def _strategy(self) -> dict[str, Any]:
-        return {
-            "retry": self._should_retry,
-            "stop": self._should_stop,
-            "wait": self._wait,
-            "before_sleep": self._before_sleep,
-            "reraise": True,
-        }
-
-    def once(self) -> T:
-        started, ok, failure = self._begin(), False, None
-        try:
-            value: T = self.attempt(self.candidate, self.spec, self.deadline.remaining())
-            ok = True
-        except ProviderError as exc:
-            failure = exc
-            self._failed(exc, started)
-            if self.health is not None and (counted := self._counted(exc)):
-                self.walk.changed(self.candidate, self.health.failed(self.key, self.walk.resolver.health, *counted))
-            raise
-        except BaseException:
-            self._interrupted()
-            raise
-        finally:
-            self._ended(started, ok, failure)
-        tracing.attempt_succeeded(self.span, self.candidate.model, value)
-        return value
-
-    async def once_async(self) -> T:
-        started, ok, failure = self._begin(), False, None
-        try:
-            value: T = await self.attempt(self.candidate, self.spec, self.deadline.remaining())
-            ok = True
-        except ProviderError as exc:
-            failure = exc
-            self._failed(exc, started)
-            if self.async_health is not None and (counted := self._counted(exc)):
-                rules = self.walk.resolver.health
-                self.walk.changed(self.candidate, await self.async_health.failed(self.key, rules, *counted))
-            raise
-        except BaseException:
-            self._interrupted()
-            raise
-        finally:
-            self._ended(started, ok, failure)
-        tracing.attempt_succeeded(self.span, self.candidate.model, value)
-        return value
-
-    def _begin(self) -> float:
-        self.count += 1
-        self.span = tracing.attempt_started(self.walk.route.namespace, self.candidate, self.count)
-        if self.walk.load is not None:
-            self.walk.load.started(self.load_key)
-        return self.clock.now()
-
-    def _ended(self, started: float, ok: bool, exc: BaseException | None) -> None:
-        """The attempt is over: its time, and (for the load strategies) its latency and the in-flight count. A
-        failure says something of the provider's speed unless the caller caused it (its own time limit, a
-        malformed request, a content filter) or abandoned the attempt: those only end the in-flight count."""
-        elapsed_s = self.clock.now() - started
-        self.elapsed_ms = elapsed_s * 1000
-        load = self.walk.load
-        if load is None:
-            return
-        if ok or (isinstance(exc, ProviderError) and not exc.caller_limited and exc.error_class not in _CALLERS):
-            load.finished(self.load_key, elapsed_s, ok)
-        else:
-            load.cancelled(self.load_key)
-
-    def _interrupted(self) -> None:
-        """The attempt was abandoned (cancelled, or a bug): its span ends with no action taken."""
-        tracing.attempt_failed(self.span, "cancelled", "raise")
-        self.span = None
-
-    def _failed(self, exc: ProviderError, started: float) -> None:
-        self.walk.failed_span, self.span = self.span, None  # ended once the walk decides what comes next
-        exc.provider, exc.model = self.candidate.provider, self.candidate.model
-        elapsed_ms = (self.clock.now() - started) * 1000
-        candidate = self.candidate
-        self.attempts.append(
-            Attempt(
-                candidate.provider,
-                candidate.model,
-                candidate.tier,
-                self.count,
-                exc.error_class,
-                exc.status,
-                elapsed_ms,
-                exc.message,
-            )
-        )
-
-    def _counted(self, exc: ProviderError) -> tuple[float | None] | None:
-        """Whether the failure counts against the provider's health: (its Retry-After for a 429), else None."""
-        rules = self.walk.resolver.health
-        if not rules.counts(exc.error_class) or exc.caller_limited:
-            return None
-        self.walk.failed_keys.add(self.key)
-        return (exc.retry_after_s if exc.error_class == "rate_limit" else None,)
-
-    def _retries(self, exc: ProviderError) -> bool:
-        """Whether the failure of attempt number ``self.count`` is retried (the wait is then ``_next_wait``).
-
-        A half-open probe never is: its failure says the provider is still down (and cools it down again when
-        the class counts), so the request moves on to the next candidate at once instead of paying the
-        retries against a dead provider.
-        """
-        return not self.probe and self._retryable(exc) and not self._stops()
-
-    def _should_retry(self, state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        return isinstance(exc, ProviderError) and self._retryable(exc)
-
-    def _retryable(self, exc: ProviderError) -> bool:
-        if exc.error_class not in self.plan.error_classes:
-            return False
-        if isinstance(exc, ProviderConnectionError) and exc.refused:
-            return False  # nothing listens there; asking again in a moment gets the same answer
-        if exc.retry_after_s is not None:
-            if exc.retry_after_s > self.plan.retry_after_max_s:
-                return False  # a longer wait than the policy allows: fail over at once
-            self._next_wait = exc.retry_after_s
-        else:
-            base = min(self.plan.max_backoff_s, self.plan.backoff_s * 2 ** (self.count - 1))
-            self._next_wait = base / 2 + random.uniform(0, base / 2)
-        return True
-
-    def _should_stop(self, state: RetryCallState) -> bool:
-        return self._stops()
-
-    def _stops(self) -> bool:
-        """No further attempt: the plan's attempts are used up, or the wait would outlast the deadline."""
-        return self.count >= self.plan.attempts or self._next_wait >= self.deadline.remaining()
-
-    def _wait(self, state: RetryCallState) -> float:
-        return self._next_wait
-
-    def _before_sleep(self, state: RetryCallState) -> None:
-        self.walk.decided("retry")
 
 
 def count_failure(
