@@ -262,7 +262,8 @@ def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> in
             tests = len(loaded.policy.tests)
             problems = checks.policy_test_problems(loaded.policy, resolver)
             issues = checks.locate(problems, loaded.file, loaded.positions)
-            warned = checks.locate(dimension_warnings(loaded.policy, resolver), loaded.file, loaded.positions)
+            warnings = [*dimension_warnings(loaded.policy, resolver), *checks.strategy_warnings(loaded.policy)]
+            warned = checks.locate(warnings, loaded.file, loaded.positions)
     if as_json:
         reports.append(
             {
