@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from router.errors import NoRouteError, PolicyIssue, did_you_mean
 from router.policy._yaml import Path, Positions, dotted
-from router.policy.model import BUILTIN_ADAPTERS, EMBEDDING_ADAPTERS, ENV_NAME, NAMESPACES, Policy
+from router.policy.model import BUILTIN_ADAPTERS, EMBEDDING_ADAPTERS, ENV_NAME, NAMESPACES, ModelInfo, Policy
 
 if TYPE_CHECKING:
     from router.routing.resolver import Resolver
@@ -33,9 +33,11 @@ __all__ = [
     "locate",
     "policy_test_problems",
     "reference_problems",
+    "strategy_warnings",
 ]
 
 _ADAPTER_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_NO_INFO = ModelInfo()
 TEST_SEEDS = range(16)
 """Route seeds every policy test is checked under, so that an expectation resting on a shuffle is caught."""
 
@@ -64,7 +66,10 @@ def locate(problems: Iterable[Problem], file: str, positions: Positions) -> list
 def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[Problem]:
     """pydantic's errors as located problems, with unknown keys and bad choices given a suggestion."""
     problems = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors:
+        if _echo(error, errors, data):
+            continue
         kind, loc = error["type"], tuple(error["loc"])
         path, at_key = _data_path(loc, data, keep_last=kind == "missing")
         message = error["msg"]
@@ -83,6 +88,27 @@ def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel
             message = "a provider name has letters, digits, '.', '_' and '-' only, and starts with a letter or digit"
         problems.append(Problem(path, message, at_key))
     return problems
+
+
+def _echo(error: Any, errors: Sequence[Any], data: Any) -> bool:
+    """Whether ``error`` only echoes a deeper one: the ``str`` branch of a union given a mapping (a pin entry
+    ``{to: ..., weigth: 2}``), or a list's length counted after its bad items were dropped."""
+    loc = tuple(error["loc"])
+    if error["type"] == "string_type" and loc[-1:] == ("str",) and isinstance(error.get("input"), Mapping):
+        prefix = loc[:-1]
+    elif error["type"] == "too_short" and _has_items(data, loc):
+        prefix = loc
+    else:
+        return False
+    return any(len(other["loc"]) > len(loc) and tuple(other["loc"][: len(prefix)]) == prefix for other in errors)
+
+
+def _has_items(data: Any, loc: tuple[Any, ...]) -> bool:
+    for part in loc:
+        if not _has(data, part):
+            return False
+        data = data[part]
+    return isinstance(data, list) and bool(data)
 
 
 def _data_path(loc: tuple[Any, ...], data: Any, *, keep_last: bool) -> tuple[Path, bool]:
@@ -135,8 +161,14 @@ def _inner(annotation: Any) -> Any:
             annotation = args[0]
         elif origin in (Union, UnionType) and len(non_none := [a for a in args if a is not NoneType]) == 1:
             annotation = non_none[0]
+        elif origin in (Union, UnionType) and len(models := [a for a in args if _is_model(a)]) == 1:
+            annotation = models[0]  # "provider" or {to: ..., weight: ...}: keys belong to the mapping form
         else:
             return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 # -- references -------------------------------------------------------------------------------------
@@ -418,6 +450,68 @@ def _expectation_failure(policy: Policy, resolver: Resolver, index: int, keys: f
     if expect.match is not None and expect.match != route.match:
         return f"expected match {expect.match}, got {route.match}"
     return None
+
+
+# -- warnings ---------------------------------------------------------------------------------------
+
+
+def strategy_warnings(policy: Policy) -> list[Problem]:
+    """Orders that have nothing to read: ``usage`` where no candidate declares rpm/tpm limits (every headroom is
+    full), ``cost`` where none declares a price (every cost is unknown); both fall back to a seeded shuffle."""
+    found = []
+    for ns in NAMESPACES:
+        rules = getattr(policy.routes, ns)
+        excluded = {name.casefold() for name in rules.exclude}
+        serving = [
+            (name, provider, getattr(provider.models, ns))
+            for name, provider in policy.providers.items()
+            if getattr(provider.models, ns) is not None and name.casefold() not in excluded
+        ]
+        pairs = [(p, m) for _, p, models in serving for m in (models if isinstance(models, tuple) else ())]
+        found += _order_warning(("routes", ns, "order"), rules.order.strategy, ns, pairs)
+        by_name = {name.casefold(): (provider, models) for name, provider, models in serving}
+        for index, pin in enumerate(rules.pins):
+            chain = []
+            for entry in pin.route:
+                name, _, model = (entry if isinstance(entry, str) else entry.to).partition("/")
+                provider, models = by_name.get(name.casefold(), (None, None))
+                if provider is not None:
+                    listed = models if isinstance(models, tuple) else ()
+                    chain += [(provider, m) for m in ([model] if model else listed)]
+            found += _order_warning(("routes", ns, "pins", index, "order"), pin.order.strategy, ns, chain)
+    return found
+
+
+def _order_warning(path: Path, strategy: str, ns: str, pairs: Sequence[tuple[Any, str]]) -> list[Problem]:
+    if strategy == "usage" and not any(_rate_limited(provider, model) for provider, model in pairs):
+        return [
+            Problem(
+                path,
+                f"warning: order: usage ranks by the rpm/tpm headroom left under limits:, and no {ns} candidate "
+                "declares rpm or tpm; every headroom stays full, so the order is a seeded shuffle",
+            )
+        ]
+    if strategy == "cost" and not any(_info(provider, model).price is not None for provider, model in pairs):
+        return [
+            Problem(
+                path,
+                f"warning: order: cost ranks by model_info price:, and no {ns} candidate declares one; every cost "
+                "is unknown, so the order is a seeded shuffle",
+            )
+        ]
+    return []
+
+
+def _info(provider: Any, model: str) -> Any:
+    found = {m.casefold(): info for m, info in provider.model_info.items()}.get(model.casefold())
+    return found if found is not None else _NO_INFO
+
+
+def _rate_limited(provider: Any, model: str) -> bool:
+    return any(
+        limits is not None and (limits.rpm is not None or limits.tpm is not None)
+        for limits in (provider.limits, _info(provider, model).limits)
+    )
 
 
 def _same(expected: str, actual: str) -> bool:

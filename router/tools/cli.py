@@ -3,6 +3,7 @@
     router validate PATH... [--json]   exit 0 valid and every tests: entry holds, 1 problems, 2 usage
                                        (a deprecated spelling is printed as a warning; alone it still exits 0)
     router explain PATH --model M ...  how one request would be routed, and why providers were dropped
+                                       (--header, --tag, --tokens ...: the request when: rules read)
     router diff OLD NEW [--json]       what routes differently (Markdown for a pull request); exit 0 nothing,
                                        1 something, 2 usage or an invalid policy
                                        (--gateway URL: with a running gateway's live provider health)
@@ -26,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import logging
+import re
 import sys
 import uuid
 import warnings
@@ -46,6 +49,7 @@ from router.policy.compiler import compile_policy
 from router.policy.dimensions import dimension_warnings
 from router.policy.loader import LoadedPolicy, read_policy
 from router.policy.model import NAMESPACES, json_schema
+from router.routing.facts import Facts, facts_of_chat
 from router.settings import present_keys
 from router.tools.diff import diff_policies
 from router.tools.diff import report as diff_report
@@ -54,6 +58,8 @@ from router.tools.explain import explain_data, explain_text, failure_data, gatew
 __all__ = ["main"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+"""A header name (an RFC 9110 token), as ``when: header:`` names are checked."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,26 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="machine-readable issues for CI annotations")
     validate.set_defaults(run=_validate)
 
-    explain = commands.add_parser("explain", help="show how one request would be routed")
-    explain.add_argument("path", help="the policy file")
-    explain.add_argument("--model", required=True, help='requested model, "provider/model" or "auto"')
-    explain.add_argument("--namespace", choices=NAMESPACES, default="chat")
-    keys = explain.add_mutually_exclusive_group()
-    keys.add_argument(
-        "--key", action="append", default=None, metavar="ENV_NAME", help="count only these key variables as set"
-    )
-    keys.add_argument("--no-keys", action="store_true", help="count no key variable as set")
-    explain.add_argument("--exclude", action="append", default=[], metavar="NAME", help="exclude a provider")
-    explain.add_argument("--provider", help="prefer this provider, as provider= on a call")
-    explain.add_argument("--seed", type=int, help="seed for shuffled ties (replays a route's seed)")
-    explain.add_argument("--json", action="store_true", help="machine-readable output")
-    explain.add_argument(
-        "--gateway", metavar="URL", help="show the live provider health of a running gateway (GET URL/admin/health)"
-    )
-    explain.add_argument(
-        "--gateway-key", metavar="KEY", help="a gateway key for --gateway (default: $ROUTER_GATEWAY_KEY)"
-    )
-    explain.set_defaults(run=_explain)
+    _explain_parser(commands)
 
     diff = commands.add_parser("diff", help="show what routes differently between two policies")
     diff.add_argument("old", help="the policy before the change, e.g. the base branch's routes.yaml")
@@ -147,6 +134,86 @@ def _simulate_parser(commands: Any) -> None:
     simulate.set_defaults(run=_simulate)
 
 
+def _explain_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``router explain``'s arguments: the policy, the request and its facts, keys, output."""
+    explain = commands.add_parser("explain", help="show how one request would be routed")
+    explain.add_argument("path", help="the policy file")
+    explain.add_argument("--model", required=True, help='requested model, "provider/model" or "auto"')
+    explain.add_argument("--namespace", choices=NAMESPACES, default="chat")
+    keys = explain.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--key", action="append", default=None, metavar="ENV_NAME", help="count only these key variables as set"
+    )
+    keys.add_argument("--no-keys", action="store_true", help="count no key variable as set")
+    explain.add_argument("--exclude", action="append", default=[], metavar="NAME", help="exclude a provider")
+    explain.add_argument("--provider", help="prefer this provider, as provider= on a call")
+    explain.add_argument("--seed", type=int, help="seed for shuffled ties (replays a route's seed)")
+    request = explain.add_argument_group(
+        "the request", "what when: rules, order: cost and the context-window pre-check read of the request"
+    )
+    request.add_argument(
+        "--header", action="append", default=[], type=_header, metavar="NAME=VALUE", help="a request header (repeat)"
+    )
+    request.add_argument("--tag", action="append", default=[], metavar="TAG", help="a tag, as x-router-tag (repeat)")
+    request.add_argument("--key-name", metavar="NAME", help="the name of the gateway key the caller uses")
+    request.add_argument(
+        "--metadata", action="append", default=[], type=_pair, metavar="K=V", help="a body metadata field (repeat)"
+    )
+    request.add_argument("--user", metavar="U", help="the body's user field")
+    request.add_argument("--tools", action="store_true", help="the request offers tools")
+    request.add_argument("--images", action="store_true", help="a message carries an image")
+    request.add_argument("--tokens", type=_count, metavar="N", help="estimated prompt tokens")
+    request.add_argument("--max-tokens", type=_count, metavar="N", help="the request's max_tokens")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.add_argument(
+        "--gateway", metavar="URL", help="show the live provider health of a running gateway (GET URL/admin/health)"
+    )
+    explain.add_argument(
+        "--gateway-key", metavar="KEY", help="a gateway key for --gateway (default: $ROUTER_GATEWAY_KEY)"
+    )
+    explain.set_defaults(run=_explain)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` -> (NAME, VALUE); a usage error otherwise."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, value = _pair(text)
+    if not HEADER_NAME.match(name):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a header name (letters, digits and !#$%&'*+.^_`|~- only)")
+    return name, value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count of tokens (0 or more), got {text!r}")
+    return value
+
+
+def _facts(args: argparse.Namespace) -> Facts:
+    """The request ``explain`` is told of, built as the clients build theirs (tags from x-router-tag too)."""
+    facts = facts_of_chat(
+        (),
+        max_tokens=args.max_tokens,
+        tools=args.tools,
+        headers=dict(args.header),
+        tags=args.tag,
+        key_name=args.key_name,
+        metadata=dict(args.metadata),
+        user=args.user,
+    )
+    return dataclasses.replace(facts, prompt_tokens=args.tokens or 0, images=args.images)
+
+
 def _print_json(data: Any) -> int:
     print(json.dumps(data, indent=2, ensure_ascii=False))
     return EXIT_OK
@@ -195,7 +262,8 @@ def _validate_one(path: str, as_json: bool, reports: list[dict[str, Any]]) -> in
             tests = len(loaded.policy.tests)
             problems = checks.policy_test_problems(loaded.policy, resolver)
             issues = checks.locate(problems, loaded.file, loaded.positions)
-            warned = checks.locate(dimension_warnings(loaded.policy, resolver), loaded.file, loaded.positions)
+            warnings = [*dimension_warnings(loaded.policy, resolver), *checks.strategy_warnings(loaded.policy)]
+            warned = checks.locate(warnings, loaded.file, loaded.positions)
     if as_json:
         reports.append(
             {
@@ -234,8 +302,15 @@ def _explain(args: argparse.Namespace) -> int:
     else:
         keys = present_keys(p.api_key_env for p in resolver.providers)
     try:
+        facts = _facts(args)
         route = resolver.resolve(
-            args.namespace, args.model, provider=args.provider, keys=keys, exclude=args.exclude, seed=args.seed
+            args.namespace,
+            args.model,
+            provider=args.provider,
+            keys=keys,
+            exclude=args.exclude,
+            seed=args.seed,
+            facts=facts,
         )
     except (NoRouteError, ValueError) as exc:
         return _explain_failure(args, exc)
@@ -247,8 +322,8 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"router explain: cannot read health from {args.gateway}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     if args.json:
-        return _print_json(explain_data(args.path, route, dropped, health))
-    print(explain_text(args.path, resolver, route, dropped, health))
+        return _print_json(explain_data(args.path, route, dropped, health, resolver=resolver, facts=facts))
+    print(explain_text(args.path, resolver, route, dropped, health, facts=facts))
     return EXIT_OK
 
 

@@ -108,3 +108,47 @@ class TestCompileChecksToo:
             compile_policy(built)
         (issue,) = caught.value.issues
         assert str(issue) == "<policy>: routes.chat.exclude[0]: unknown provider 'nobody'"
+
+
+class TestStrategyWarnings:
+    def warnings(self, chat: dict[str, Any], **providers: Any) -> list[tuple[str, str]]:
+        from router.policy.checks import strategy_warnings  # noqa: PLC0415
+
+        loaded = load_policy(policy(providers or PROVIDERS, routes={"chat": chat}))
+        return [(".".join(map(str, w.path)), w.message.split(";")[0]) for w in strategy_warnings(loaded)]
+
+    def test_usage_without_rpm_or_tpm_warns(self) -> None:
+        """order: usage where no chat provider declares rpm or tpm warns at the order."""
+        assert self.warnings({"order": "usage"}) == [
+            (
+                "routes.chat.order",
+                "warning: order: usage ranks by the rpm/tpm headroom left under limits:, and no chat candidate "
+                "declares rpm or tpm",
+            )
+        ]
+
+    def test_usage_with_a_model_limit_is_quiet(self) -> None:
+        """One candidate with a per-model tpm limit is enough to rank by."""
+        limited = provider("m", model_info={"m": {"limits": {"tpm": 1000}}})
+        assert self.warnings({"order": "usage"}, a=limited, b=provider("m")) == []
+
+    def test_usage_with_only_max_in_flight_warns(self) -> None:
+        """max_in_flight is not headroom: order: usage still has nothing to rank by."""
+        assert len(self.warnings({"order": "usage"}, a=provider("m", limits={"max_in_flight": 2}))) == 1
+
+    def test_cost_without_prices_warns_and_with_one_is_quiet(self) -> None:
+        """order: cost with no price anywhere warns; one priced model silences it."""
+        assert [path for path, _ in self.warnings({"order": "cost"})] == ["routes.chat.order"]
+        priced = provider("m", model_info={"m": {"price": {"input": 1}}})
+        assert self.warnings({"order": "cost"}, a=priced, b=provider("m")) == []
+
+    def test_a_pins_order_is_checked_against_its_chain(self) -> None:
+        """A pin ordering its chain by cost warns when no model of the chain is priced, at the pin's order."""
+        priced = provider("m", "n", model_info={"n": {"price": {"input": 1}}})
+        chat = {"pins": [{"route": ["a/m", "b"], "order": "cost"}, {"route": ["a/n", "b"], "order": "cost"}]}
+        assert [path for path, _ in self.warnings(chat, a=priced, b=provider("m"))] == ["routes.chat.pins.0.order"]
+
+    def test_other_orders_never_warn(self) -> None:
+        """latency, weighted and the static orders read nothing a policy declares: no warning."""
+        for order in ("priority", "latency", "weighted", "least_busy", "declared"):
+            assert self.warnings({"order": order}) == []

@@ -224,3 +224,105 @@ class TestYaml11Readers:
     def test_resume_true_is_still_an_error(self) -> None:
         """Only false stands for a word: `resume: true` (or `on`) is not a resume mode."""
         assert any("stream.resume" in line for line in issues_of(GOOD + "stream:\n  resume: true\n"))
+
+
+PIN = "routes:\n  chat:\n    pins:\n      - when: {when}\n        route: [openai]\n"
+"""A pin whose when: rule is filled in by each test (line 12 of GOOD + PIN)."""
+
+
+class TestStrategyKeys:
+    def test_weight_typo_suggests_weight(self) -> None:
+        """weigth on a provider is an unknown key at its place, with weight suggested."""
+        found = issues_of(GOOD.replace("priority: 10", "weigth: 3"))
+        assert found == ["<string>:6:5: providers.openai.weigth: unknown key (did you mean 'weight'?)"]
+
+    def test_weight_typo_in_a_pin_entry_suggests_weight(self) -> None:
+        """weigth in a pin entry {to, weight} is one problem at the key, not the union's echoes."""
+        found = issues_of(GOOD + "routes:\n  chat:\n    pins:\n      - route: [{to: openai, weigth: 2}]\n")
+        assert found == ["<string>:12:30: routes.chat.pins[0].route[0].weigth: unknown key (did you mean 'weight'?)"]
+
+    @pytest.mark.parametrize("order", ["latancy", "{strategy: latancy}"])
+    def test_order_typo_suggests_latency(self, order: str) -> None:
+        """order: latancy (as a string or as the mapping's strategy) suggests latency."""
+        (found,) = issues_of(GOOD + f"routes:\n  chat:\n    order: {order}\n")
+        assert found.endswith("(did you mean 'latency'?)")
+        assert found.startswith("<string>:11:")
+
+    def test_zero_or_negative_limits_are_rejected_each_at_its_place(self) -> None:
+        """rpm -1, tpm 0, max_in_flight 0 and a budget of 0 are four located problems."""
+        limits = "limits: {rpm: -1, tpm: 0, max_in_flight: 0}\n    model_info: {gpt-4o: {price: {input: 1}, "
+        limits += "limits: {budget: {per_day: 0}}}}"
+        found = issues_of(GOOD.replace("priority: 10", limits))
+        assert found == [
+            "<string>:6:19: providers.openai.limits.rpm: Input should be greater than 0",
+            "<string>:6:28: providers.openai.limits.tpm: Input should be greater than 0",
+            "<string>:6:46: providers.openai.limits.max_in_flight: Input should be greater than 0",
+            "<string>:7:73: providers.openai.model_info.gpt-4o.limits.budget.per_day: Input should be greater than 0",
+        ]
+
+    def test_weight_and_context_window_must_be_positive(self) -> None:
+        """weight 0 and context_window 0 are rejected; a negative price too."""
+        text = "weight: 0\n    model_info: {gpt-4o: {context_window: 0, price: {input: -1}}}"
+        found = issues_of(GOOD.replace("priority: 10", text))
+        assert [line.split(": ", 2)[1] for line in found] == [
+            "providers.openai.weight",
+            "providers.openai.model_info.gpt-4o.context_window",
+            "providers.openai.model_info.gpt-4o.price.input",
+        ]
+
+    def test_budget_without_price_is_rejected(self) -> None:
+        """A provider budget over unpriced models is rejected, once per model, at the budget."""
+        found = issues_of(GOOD.replace("priority: 10", "limits: {budget: {per_day: 5}}"))
+        assert found == [
+            "<string>:6:14: providers.openai.limits.budget: the budget covers chat model 'gpt-4o', which has no "
+            "price (model_info.gpt-4o.price)",
+            "<string>:6:14: providers.openai.limits.budget: the budget covers chat model 'gpt-4o-mini', which has "
+            "no price (model_info.gpt-4o-mini.price)",
+        ]
+
+    def test_model_budget_without_price_is_rejected(self) -> None:
+        """A model's own budget needs that model's price."""
+        found = issues_of(GOOD.replace("priority: 10", "model_info: {gpt-4o: {limits: {budget: {per_month: 5}}}}"))
+        assert found == [
+            "<string>:6:36: providers.openai.model_info.gpt-4o.limits.budget: a budget needs this model's price "
+            "(price: {input: ..., output: ...}, dollars per million tokens)"
+        ]
+
+    @pytest.mark.parametrize(
+        ("when", "expected"),
+        [
+            (
+                "{header: {x team: ml}}",
+                "<string>:12:25: routes.chat.pins[0].when.header.x team: a header name has letters, digits and "
+                "!#$%&'*+.^_`|~- only (RFC 9110 token)",
+            ),
+            (
+                "{prompt_tokens: {min: 10, max: 5}}",
+                "<string>:12:31: routes.chat.pins[0].when.prompt_tokens: min must not exceed max",
+            ),
+            (
+                "{}",
+                "<string>:12:15: routes.chat.pins[0].when: set at least one of tag, header, key, metadata, user, "
+                "tools, images, prompt_tokens",
+            ),
+            (
+                "{headr: {x-team: ml}}",
+                "<string>:12:16: routes.chat.pins[0].when.headr: unknown key (did you mean 'header'?)",
+            ),
+            (
+                "{tools: maybe}",
+                "<string>:12:23: routes.chat.pins[0].when.tools: Input should be a valid boolean, unable to "
+                "interpret input",
+            ),
+        ],
+    )
+    def test_malformed_when_rule_is_rejected_at_its_place(self, when: str, expected: str) -> None:
+        """A header name with a space, min > max, an empty rule, a misspelled condition, a non-boolean flag."""
+        assert issues_of(GOOD + PIN.format(when=when)) == [expected]
+
+    def test_when_on_any_header_name_is_allowed(self) -> None:
+        """A header the router has never heard of is a valid condition: operators route on their own headers."""
+        loaded = load_policy(GOOD + PIN.format(when="{header: {x-my-own-team: ml, X-Other: '*'}}"))
+        when = loaded.routes.chat.pins[0].when
+        assert when is not None
+        assert set(when.header) == {"x-my-own-team", "X-Other"}

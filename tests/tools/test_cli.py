@@ -459,7 +459,8 @@ class TestExplain:
         assert text_queue == [[c["provider"], c["model"]] for c in data["queue"]]
 
     def test_json_has_the_documented_fields(self, policy_dir: Path) -> None:
-        """--json prints the request, the match, the first candidate, the tiered queue, the dropped and the seed."""
+        """--json prints the request, the match, the first candidate, the tiered queue, the dropped and the seed,
+        and the request's facts, the rule that matched, the order and the first candidate called."""
         data = explain_json(policy_dir, "--model", "gpt-4o", "--key", "OPENAI_API_KEY", "--seed", "3")
         assert data == {
             "namespace": "chat",
@@ -476,6 +477,15 @@ class TestExplain:
             },
             "seed": 3,
             "policy": "routes.yaml",
+            "facts": {},
+            "rule": None,
+            "order": {
+                "strategy": "priority",
+                "by_priority": True,
+                "live": False,
+                "note": "ties on priority shuffled by the route's seed",
+            },
+            "first_called": {"provider": "openai", "model": "gpt-4o"},
         }
         assert data["queue"][:2] == [
             {"provider": "openai", "model": "gpt-4o", "tier": "exact"},
@@ -509,6 +519,90 @@ class TestExplain:
         assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [
             line.split(": ")[0] for line in BROKEN_LINES
         ]
+
+
+RULES = textwrap.dedent(
+    """\
+    version: 1
+    providers:
+      big:
+        adapter: openai
+        auth: none
+        priority: 10
+        models: {chat: [m]}
+        model_info: {m: {context_window: 100000}}
+      small:
+        adapter: openai
+        auth: none
+        priority: 20
+        models: {chat: [m]}
+        model_info: {m: {context_window: 1000}}
+    routes:
+      chat:
+        order: latency
+        pins:
+          - when: {key: team-a, metadata: {tier: gold}, user: alice}
+            route: [big]
+          - when: {tools: true, images: true}
+            route: [small]
+          - when: {header: {x-team: ml}, tag: fast}
+            route: [small, big]
+    """
+)
+"""when: rules on each request input, a small and a big context window, a live order."""
+
+
+class TestExplainRequest:
+    def rule(self, tmp_path: Path, *args: str) -> Any:
+        write(tmp_path, RULES)
+        return explain_json(tmp_path, "--model", "m", *args)["rule"]
+
+    def test_key_name_metadata_and_user_match_a_rule(self, tmp_path: Path) -> None:
+        """--key-name, --metadata and --user are what pins[0] reads; without all three it does not match."""
+        assert self.rule(tmp_path, "--key-name", "team-a", "--metadata", "tier=gold", "--user", "alice")["index"] == 0
+        assert self.rule(tmp_path, "--key-name", "team-a", "--user", "alice") is None
+
+    def test_tools_and_images_match_a_rule(self, tmp_path: Path) -> None:
+        """--tools and --images together match pins[1]."""
+        assert self.rule(tmp_path, "--tools", "--images")["index"] == 1
+        assert self.rule(tmp_path, "--tools") is None
+
+    def test_header_and_tag_match_a_rule_and_tokens_skip_the_small_window(self, tmp_path: Path) -> None:
+        """--header and --tag match pins[2]; --tokens beyond small's window marks it skipped; the order is live."""
+        write(tmp_path, RULES)
+        args = ("--model", "m", "--header", "X-Team=ml", "--tag", "fast", "--tokens", "5000", "--max-tokens", "10")
+        result = router(tmp_path, "explain", "routes.yaml", *args)
+        assert result.returncode == 0, result.stderr
+        lines = words(result.stdout)
+        assert "facts ~5000 prompt tokens; max_tokens 10; tags fast; headers x-team=ml" in lines
+        assert "rule routes.chat.pins[2]: pin '*' (when tag in ['fast'], header x-team=ml)" in lines
+        assert any(line.startswith("order declared in the pin's chain") and "no live state" in line for line in lines)
+        assert (
+            "1. small m (priority 20) [skipped: context_window: ~5000 prompt tokens + 10 max_tokens exceed the "
+            "context window of 1000]"
+        ) in lines
+        assert "skipped 1 candidate by the context-window pre-check; the first called is big/m" in lines
+
+    def test_x_router_tag_header_counts_as_a_tag(self, tmp_path: Path) -> None:
+        """A tag may come as the x-router-tag header, as the gateway reads it."""
+        assert self.rule(tmp_path, "--header", "x-team=ml", "--header", "x-router-tag=slow, fast")["index"] == 2
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["--header", "x team=ml"],
+            ["--header", "x-team"],
+            ["--metadata", "tier"],
+            ["--tokens", "-5"],
+            ["--max-tokens", "many"],
+        ],
+    )
+    def test_malformed_request_inputs_are_usage_errors(self, tmp_path: Path, args: list[str]) -> None:
+        """A malformed header, metadata pair or token count exits 2 with the option named."""
+        write(tmp_path, RULES)
+        result = router(tmp_path, "explain", "routes.yaml", "--model", "m", *args)
+        assert result.returncode == 2
+        assert f"argument {args[0]}" in result.stderr
 
 
 class TestSecrets:

@@ -536,3 +536,112 @@ class TestWorkflow:
         comment = (tmp_path / "policy-diff.md").read_text()
         assert comment.startswith("## Routing changes: ")
         assert summary.read_text() == comment
+
+
+STRATEGY_BASE: dict[str, Any] = {
+    "version": 1,
+    "providers": {
+        "openai": {
+            "adapter": "openai",
+            "auth": "none",
+            "priority": 10,
+            "models": {"chat": ["gpt-4o", "gpt-4o-mini"]},
+            "model_info": {"gpt-4o": {"price": {"input": 2.5, "output": 10}, "context_window": 128000}},
+        },
+        "groq": {"adapter": "openai", "auth": "none", "priority": 10, "models": {"chat": ["gpt-4o"]}},
+    },
+    "routes": {
+        "chat": {
+            "order": "latency",
+            "pins": [{"when": {"tag": "fast"}, "route": ["groq", {"to": "openai/gpt-4o-mini", "weight": 2}]}],
+        }
+    },
+}
+"""A policy using the issue-11 keys; each case below changes one of them."""
+
+
+def _changed(edit: Any) -> list[tuple[str, str, str | None, str | None]]:
+    new = yaml.safe_load(yaml.safe_dump(STRATEGY_BASE))
+    edit(new)
+    result = diff_policies(load_policy(STRATEGY_BASE), load_policy(new))
+    assert result, "a change of this key must not read as no difference"
+    return [(c.subject, c.field, c.old, c.new) for c in result.policy]
+
+
+def _set(*path: Any, value: Any) -> Any:
+    def edit(data: Any) -> None:
+        for part in path[:-1]:
+            data = data[part]
+        data[path[-1]] = value
+
+    return edit
+
+
+class TestStrategyKeys:
+    @pytest.mark.parametrize(
+        ("edit", "expected"),
+        [
+            (_set("providers", "groq", "weight", value=3), ("groq", "weight", "1.0", "3.0")),
+            (
+                _set("providers", "groq", "limits", value={"rpm": 60}),
+                ("groq", "limits", None, "{rpm: 60}"),
+            ),
+            (
+                _set("providers", "openai", "model_info", "gpt-4o", "price", value={"input": 2, "output": 8}),
+                ("openai", "model_info.gpt-4o.price", "{input: 2.5, output: 10.0}", "{input: 2.0, output: 8.0}"),
+            ),
+            (
+                _set("providers", "openai", "model_info", "gpt-4o", "context_window", value=64000),
+                ("openai", "model_info.gpt-4o.context_window", "128000", "64000"),
+            ),
+            (
+                _set("providers", "openai", "model_info", "gpt-4o-mini", value={"max_output_tokens": 4096}),
+                ("openai", "model_info.gpt-4o-mini.max_output_tokens", None, "4096"),
+            ),
+            (
+                _set("providers", "openai", "model_info", "gpt-4o", "limits", value={"tpm": 1000}),
+                ("openai", "model_info.gpt-4o.limits", None, "{tpm: 1000}"),
+            ),
+            (_set("routes", "chat", "order", value="cost"), ("routes.chat", "order", "latency", "cost")),
+            (
+                _set("routes", "chat", "order", value={"strategy": "latency", "explore": 0.2}),
+                ("routes.chat", "order", "latency", "{strategy: latency, explore: 0.2}"),
+            ),
+            (
+                _set("routes", "chat", "pins", 0, "when", value={"tag": "slow"}),
+                ("routes.chat", "pins[0].when", "{tag: [fast]}", "{tag: [slow]}"),
+            ),
+            (
+                _set("routes", "chat", "pins", 0, "route", 1, "weight", value=5),
+                (
+                    "routes.chat",
+                    "pins[0].route",
+                    "[groq, {to: openai/gpt-4o-mini, weight: 2.0}]",
+                    "[groq, {to: openai/gpt-4o-mini, weight: 5.0}]",
+                ),
+            ),
+            (
+                _set("routes", "chat", "pins", 0, "order", value="weighted"),
+                ("routes.chat", "pins[0].order", "declared", "weighted"),
+            ),
+            (_set("health", value={"replicas": 3}), ("health", "replicas", "1", "3")),
+        ],
+    )
+    def test_each_new_key_is_a_policy_change(self, edit: Any, expected: tuple[str, ...]) -> None:
+        """A change of weight, limits, price, context window, output limit, order, a when: rule, a pin's weights
+        or order, or replicas is reported as that key's change, old and new values shown."""
+        assert _changed(edit) == [expected]
+
+    def test_order_spelled_as_a_mapping_is_the_same_order(self) -> None:
+        """order: latency and order: {strategy: latency} are one order: no difference."""
+        new = yaml.safe_load(yaml.safe_dump(STRATEGY_BASE))
+        new["routes"]["chat"]["order"] = {"strategy": "latency", "explore": 0.05}
+        assert not diff_policies(load_policy(STRATEGY_BASE), load_policy(new))
+
+    def test_a_weight_change_exits_1_with_a_line(self, tmp_path: Path) -> None:
+        """A weight alone routes no queue differently, yet the command reports it and exits 1."""
+        new = yaml.safe_load(yaml.safe_dump(STRATEGY_BASE))
+        new["providers"]["groq"]["weight"] = 3
+        code, out, err = run_diff(tmp_path, yaml.safe_dump(STRATEGY_BASE), yaml.safe_dump(new))
+        assert code == 1, out + err
+        assert "- `groq` weight: `1.0` → `3.0`" in out.splitlines()
