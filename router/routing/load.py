@@ -36,6 +36,7 @@ asyncio gateway and a threaded library caller can share it. Every time read goes
 
 from __future__ import annotations
 
+import statistics
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class KeyLoad(NamedTuple):
     """The EWMA; meaningless while ``samples`` is 0."""
     measured_at: float = 0.0
     """Clock time of the last sample."""
+    warming: tuple[float, ...] = ()
+    """The samples taken during warm-up; their median starts the EWMA (a first call's imports and connection
+    setup are one slow outlier, not the provider's speed)."""
 
 
 _FRESH = KeyLoad()
@@ -169,8 +173,14 @@ class LoadTracker:
             samples = load.samples if now - load.measured_at <= self.stale_s else 0
             if not ok:
                 sample = max(sample, self.failure_ms, load.latency_ms if samples else 0.0)
-            average = load.latency_ms + self.alpha * (sample - load.latency_ms) if samples else sample
-            self._keys[key] = KeyLoad(max(load.in_flight - 1, 0), samples + 1, average, now)
+            warming: tuple[float, ...] = ()
+            if samples < self.warmup:  # still warming up: the median of the samples so far
+                warming = (*(load.warming if samples else ()), sample)
+                average = statistics.median(warming)
+                warming = warming if samples + 1 < self.warmup else ()
+            else:
+                average = load.latency_ms + self.alpha * (sample - load.latency_ms)
+            self._keys[key] = KeyLoad(max(load.in_flight - 1, 0), samples + 1, average, now, warming)
             self._cached = None
 
     def cancelled(self, key: str) -> None:

@@ -165,6 +165,13 @@ class TestSnapshot:
         tracker.started(KEY)
         assert tracker.snapshot() is not second
 
+    def test_a_slow_first_call_does_not_start_the_average(self) -> None:
+        """A process's first call pays for imports and the connection (100 ms at a 25 ms provider): the
+        warm-up's median starts the average, so the provider reads as 25 ms, not 60."""
+        tracker = LoadTracker(VirtualClock(), warmup=3)
+        measure(tracker, "a/m", 100, 25, 26)
+        assert tracker.snapshot().latency_ms("a/m") == 26.0
+
     def test_describe_lists_every_key_for_metrics_and_admin(self) -> None:
         """One dict per key, sorted: in flight, samples, the latency (None while warming up), the last sample's age."""
         clock = VirtualClock()
@@ -176,7 +183,7 @@ class TestSnapshot:
         clock.t += 2.5
         assert tracker.describe() == [
             {"key": "a/m", "in_flight": 1, "samples": 1, "latency_ms": None, "last_sample_age_s": 2.5},
-            {"key": "b/m", "in_flight": 0, "samples": 2, "latency_ms": 44.0, "last_sample_age_s": 2.5},
+            {"key": "b/m", "in_flight": 0, "samples": 2, "latency_ms": 50.0, "last_sample_age_s": 2.5},
             {"key": "c/m", "in_flight": 1, "samples": 0, "latency_ms": None, "last_sample_age_s": None},
         ]
 
