@@ -23,6 +23,7 @@ for coroutine attempts (the AsyncClient and the gateway), sharing every decision
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from router.errors import (
     Skipped,
 )
 from router.execution import tracing
+from router.execution.streaming import AsyncStream, Stream
 from router.routing.clock import SYSTEM, Clock
 from router.routing.facts import NO_FACTS, Facts
 from router.routing.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
@@ -167,7 +169,10 @@ def execute(
             raise
         if lease is not None and limits is not None:
             limits.settle(lease, *walk.used(runner, value))
-            limits.release(lease)
+            if isinstance(value, Stream):  # in flight until its last chunk, not only until its commit
+                value.on_close.append(functools.partial(limits.release, lease))
+            else:
+                limits.release(lease)
         if health is not None and walk.has_state(runner.key):
             walk.changed(runner.candidate, health.succeeded(runner.key))
         return walk.outcome(runner, value, position)
@@ -216,7 +221,10 @@ async def execute_async(
             raise
         if lease is not None and limits is not None:
             await limits.settle(lease, *walk.used(runner, value))
-            await limits.release(lease)
+            if isinstance(value, AsyncStream):  # in flight until its last chunk, not only until its commit
+                value.on_close.append(functools.partial(limits.release, lease))
+            else:
+                await limits.release(lease)
         if health is not None and walk.has_state(runner.key):
             walk.changed(runner.candidate, await health.succeeded(runner.key))
         return walk.outcome(runner, value, position)

@@ -107,6 +107,9 @@ class Stream:
         self._closed = False
         self.resumer: Resumer | None = None
         """Set by the chat namespace under ``stream.resume: splice``."""
+        self.on_close: list[Callable[[], None]] = []
+        """Run once when the stream is closed: the executor releases the stream's limits lease here, so a stream
+        holds its ``max_in_flight`` slot until its last chunk, not only until its commit."""
 
     def _commit(self) -> Stream:
         """Read up to the commit and bound the next read; ProviderError (connection closed) if it fails before."""
@@ -155,7 +158,11 @@ class Stream:
         """Stop reading and release the upstream connection."""
         if not self._closed:
             self._closed = True
-            self._response.close()
+            try:
+                self._response.close()
+            finally:
+                for hook in self.on_close:
+                    hook()
 
     def __enter__(self) -> Stream:
         return self
@@ -175,6 +182,8 @@ class AsyncStream:
         self._closed = False
         self.resumer: AsyncResumer | None = None
         """Set by the chat namespace under ``stream.resume: splice``."""
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
+        """:attr:`Stream.on_close`, awaited."""
 
     async def _commit(self) -> AsyncStream:
         """:meth:`Stream._commit`, awaited."""
@@ -235,7 +244,11 @@ class AsyncStream:
         """Stop reading and release the upstream connection."""
         if not self._closed:
             self._closed = True
-            await self._response.close()
+            try:
+                await self._response.close()
+            finally:
+                for hook in self.on_close:
+                    await hook()
 
     async def __aenter__(self) -> AsyncStream:
         return self
