@@ -164,6 +164,8 @@ class AsyncClient(ClientBase[AiohttpTransport, AsyncHealthStore, AsyncLimitStore
             deadline=outcome.deadline,
             health=self.health,
             candidates=candidates,
+            limits=self.limits,
+            load=self.load,
         )
 
     async def discover(self, namespace: str) -> None:

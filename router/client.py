@@ -452,6 +452,8 @@ class Client(ClientBase[RequestsTransport, HealthStore, LimitStore]):
             deadline=outcome.deadline,
             health=self.health,
             candidates=candidates,
+            limits=self.limits,
+            load=self.load,
         )
 
     def discover(self, namespace: str) -> None:

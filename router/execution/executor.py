@@ -29,6 +29,7 @@ for coroutine attempts (the AsyncClient and the gateway), sharing every decision
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -47,7 +48,7 @@ from router.execution import tracing
 from router.execution.runner import Deadline, Runner
 from router.routing.facts import NO_FACTS, Facts
 from router.routing.health import HEALTHY, AsyncHealthStore, Change, HealthStore, Snapshot
-from router.routing.limits import AsyncLimitStore, Check, LimitStore, Verdict
+from router.routing.limits import AsyncLimitStore, Check, Lease, LimitStore, Verdict
 from router.routing.load import LoadTracker
 from router.routing.resolver import Candidate, ProviderSpec, Resolver, Route
 
@@ -148,8 +149,12 @@ def execute(
                 limits.release(lease)
             raise
         if lease is not None and limits is not None:
-            limits.settle(lease, *walk.used(runner, value))
-            limits.release(lease)
+            if (used := walk.used(runner, value, lease)) is not None:
+                limits.settle(lease, *used)
+            if (closing := _on_close(value)) is not None:  # a stream: in flight until its end, not its commit
+                closing.append(functools.partial(limits.release, lease))
+            else:
+                limits.release(lease)
         if health is not None and walk.has_state(runner.key):
             walk.changed(runner.candidate, health.succeeded(runner.key))
         return walk.outcome(runner, value, position)
@@ -197,8 +202,12 @@ async def execute_async(
                 await limits.release(lease)
             raise
         if lease is not None and limits is not None:
-            await limits.settle(lease, *walk.used(runner, value))
-            await limits.release(lease)
+            if (used := walk.used(runner, value, lease)) is not None:
+                await limits.settle(lease, *used)
+            if (closing := _on_close(value)) is not None:  # a stream: in flight until its end, not its commit
+                closing.append(functools.partial(limits.release, lease))
+            else:
+                await limits.release(lease)
         if health is not None and walk.has_state(runner.key):
             walk.changed(runner.candidate, await health.succeeded(runner.key))
         return walk.outcome(runner, value, position)
@@ -291,13 +300,16 @@ class _Walk:
         detail = f"{verdict.key} is at its limit" if verdict.key else ""
         self._skip(candidate, verdict.reason or "rate_limited_locally", detail, verdict.retry_after_s)
 
-    def used(self, runner: Runner[Any], value: Any) -> tuple[int | None, float | None]:
-        """What a successful attempt used, from the answer's ``usage`` when it reports one: (tokens, dollars);
-        None keeps the estimate."""
+    def used(self, runner: Runner[Any], value: Any, lease: Lease) -> tuple[int, float | None] | None:
+        """What a successful attempt used, from the answer's ``usage``: (tokens, dollars; None keeps the
+        estimate) -- None when there is nothing to correct (no usage reported, or no tpm or budget among the
+        lease's limits), which saves the store a round trip."""
+        if not any(c.rules.tpm or c.rules.budget_per_day or c.rules.budget_per_month for c in lease.checks):
+            return None
         usage = getattr(value, "usage", None)
         prompt = getattr(usage, "prompt_tokens", None)
         if not isinstance(prompt, int):
-            return None, None
+            return None
         completion = getattr(usage, "completion_tokens", None) or 0
         cost = runner.spec.facts_of(runner.candidate.model).cost(prompt, completion)
         return prompt + completion, cost
@@ -382,6 +394,12 @@ async def count_failure_async(
         retry_after = exc.retry_after_s if exc.error_class == "rate_limit" else None
         key = rules.key(candidate.provider, candidate.model)
         _log_change(log, resolver, candidate, await health.failed(key, rules, retry_after))
+
+
+def _on_close(value: Any) -> list[Callable[[], Any]] | None:
+    """The hooks a stream runs when it ends (``Stream.on_close``); None for an answer that is already whole."""
+    hooks = getattr(value, "on_close", None)
+    return hooks if isinstance(hooks, list) else None
 
 
 def _log_change(log: events.Logger, resolver: Resolver, candidate: Candidate, change: Change | None) -> None:

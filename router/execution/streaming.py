@@ -107,6 +107,9 @@ class Stream:
         self._closed = False
         self.resumer: Resumer | None = None
         """Set by the chat namespace under ``stream.resume: splice``."""
+        self.on_close: list[Callable[[], None]] = []
+        """Run once when the stream is closed: the executor releases the stream's limits lease here, so a stream
+        holds its ``max_in_flight`` slot until its last chunk, not only until its commit."""
 
     def _commit(self) -> Stream:
         """Read up to the commit and bound the next read; ProviderError (connection closed) if it fails before."""
@@ -149,13 +152,18 @@ class Stream:
             raise self._segment.resume_failed(exc, cause) from cause
         self._segment.resumed(resumed._segment, cause)
         self.provider, self.model = resumed.provider, resumed.model
+        self.on_close.extend(resumed.on_close)  # its lease ends with this stream, which reads on from it
         self._segment, self._response, self._reads = resumed._segment, resumed._response, resumed._reads
 
     def close(self) -> None:
         """Stop reading and release the upstream connection."""
         if not self._closed:
             self._closed = True
-            self._response.close()
+            try:
+                self._response.close()
+            finally:
+                for hook in self.on_close:
+                    hook()
 
     def __enter__(self) -> Stream:
         return self
@@ -175,6 +183,8 @@ class AsyncStream:
         self._closed = False
         self.resumer: AsyncResumer | None = None
         """Set by the chat namespace under ``stream.resume: splice``."""
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
+        """:attr:`Stream.on_close`, awaited."""
 
     async def _commit(self) -> AsyncStream:
         """:meth:`Stream._commit`, awaited."""
@@ -229,13 +239,18 @@ class AsyncStream:
             raise self._segment.resume_failed(exc, cause) from cause
         self._segment.resumed(resumed._segment, cause)
         self.provider, self.model = resumed.provider, resumed.model
+        self.on_close.extend(resumed.on_close)  # its lease ends with this stream, which reads on from it
         self._segment, self._response, self._reads = resumed._segment, resumed._response, resumed._reads
 
     async def close(self) -> None:
         """Stop reading and release the upstream connection."""
         if not self._closed:
             self._closed = True
-            await self._response.close()
+            try:
+                await self._response.close()
+            finally:
+                for hook in self.on_close:
+                    await hook()
 
     async def __aenter__(self) -> AsyncStream:
         return self

@@ -281,7 +281,7 @@ class When(_Model):
     header: dict[HeaderName, str] = Field(default_factory=dict)
     """Header name (any case) -> the exact value, or "*" for present with any value."""
     key: OneOrMore | None = None
-    """The gateway key's name (``ROUTER_GATEWAY_KEYS`` as name=key) is one of these."""
+    """The gateway key's name (``ROUTER_API_KEYS`` written as name=key) is one of these."""
     metadata: dict[str, str] = Field(default_factory=dict)
     """The request body's ``metadata`` holds these exact values."""
     user: OneOrMore | None = None

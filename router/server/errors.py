@@ -77,7 +77,8 @@ def from_exception(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, NoRouteError):
         return 404, error_body(str(exc), "invalid_request_error", "model_not_found", "model")
     if isinstance(exc, LocalLimitError):
-        return 429, error_body(str(exc), "rate_limit_error", "rate_limited_locally")
+        spent = all(skip.reason == "budget_exhausted" for skip in exc.skipped)
+        return 429, error_body(str(exc), "rate_limit_error", "budget_exhausted" if spent else "rate_limited_locally")
     if isinstance(exc, NoCandidateFitsError):
         return 400, error_body(str(exc), "invalid_request_error", "context_length_exceeded", "messages")
     if isinstance(exc, DeadlineExceededError):
