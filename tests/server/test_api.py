@@ -247,4 +247,5 @@ class TestOpenAPI:
             "/readyz": {"get"},
             "/metrics": {"get"},
             "/admin/health": {"get"},
+            "/admin/state": {"get"},
         }
