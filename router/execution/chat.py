@@ -14,7 +14,6 @@ held until it repeats what the caller has (:mod:`router.execution.splice`), with
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from router.errors import EmptyResponseError, ProviderConnectionError, ProviderE
 from router.execution.executor import Outcome, attempt_limit, count_failure, count_failure_async
 from router.execution.splice import Sent, SpliceFailed
 from router.execution.streaming import AsyncResumer, AsyncStream, Resumer, Stream, open_committed, open_committed_async
+from router.routing.clock import SYSTEM, Clock
 from router.routing.resolver import Candidate, ProviderSpec, Resolver
 from router.transport.sync import AsyncTransport, HttpResponse, Proxies, RequestsTransport
 from router.types import ChatCompletion
@@ -129,10 +129,16 @@ def _completion(adapter: Adapter, candidate: Candidate, response: HttpResponse) 
 
 
 def stream_attempt(
-    request: ChatRequest, handles: Handles, *, proxies: Proxies | None, log: events.Logger, hold: Sent | None = None
+    request: ChatRequest,
+    handles: Handles,
+    *,
+    proxies: Proxies | None,
+    log: events.Logger,
+    hold: Sent | None = None,
+    clock: Clock = SYSTEM,
 ) -> Callable[[Candidate, ProviderSpec, float], Stream]:
     """One streaming attempt, up to the commit (with ``hold``: up to repeating what was sent); the stream's
-    timeouts are clipped to the deadline."""
+    timeouts are clipped to the deadline, on ``clock``."""
 
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> Stream:
         adapter, transport = handles(candidate.provider)
@@ -141,7 +147,7 @@ def stream_attempt(
                 adapter,
                 transport,
                 adapter.chat_request(candidate.model, request),
-                **_limits(candidate, spec, remaining_s, proxies, log, hold),
+                **_limits(candidate, spec, remaining_s, proxies, log, hold, clock),
             )
 
     return attempt
@@ -154,6 +160,7 @@ def stream_attempt_async(
     proxies: Proxies | None,
     log: events.Logger,
     hold: Sent | None = None,
+    clock: Clock = SYSTEM,
 ) -> Callable[[Candidate, ProviderSpec, float], Awaitable[AsyncStream]]:
     """:func:`stream_attempt` over an async transport."""
 
@@ -164,7 +171,7 @@ def stream_attempt_async(
                 adapter,
                 transport,
                 adapter.chat_request(candidate.model, request),
-                **_limits(candidate, spec, remaining_s, proxies, log, hold),
+                **_limits(candidate, spec, remaining_s, proxies, log, hold, clock),
             )
 
     return attempt
@@ -211,7 +218,7 @@ def resumer(
     def resume(sent: Sent, cause: ProviderError) -> Stream:
         count_failure(client.health, client.resolver, state.current, cause, log)
         candidates = state.candidates(cause)
-        attempt = stream_attempt(request, client.handle, proxies=proxies, log=log, hold=sent)
+        attempt = stream_attempt(request, client.handle, proxies=proxies, log=log, hold=sent, clock=client.clock)
         resumed: Outcome[Stream] = client.walk_on(outcome, candidates, attempt, log=log)
         state.resumed(resumed)
         return resumed.value
@@ -228,7 +235,9 @@ def resumer_async(
     async def resume(sent: Sent, cause: ProviderError) -> AsyncStream:
         await count_failure_async(client.health, client.resolver, state.current, cause, log)
         candidates = state.candidates(cause)
-        attempt = stream_attempt_async(request, client.handle, proxies=proxies, log=log, hold=sent)
+        attempt = stream_attempt_async(
+            request, client.handle, proxies=proxies, log=log, hold=sent, clock=client.clock
+        )
         resumed: Outcome[AsyncStream] = await client.walk_on(outcome, candidates, attempt, log=log)
         state.resumed(resumed)
         return resumed.value
@@ -243,12 +252,14 @@ def _limits(  # noqa: PLR0917 - the attempt's own arguments, passed straight thr
     proxies: Proxies | None,
     log: events.Logger,
     hold: Sent | None,
+    clock: Clock,
 ) -> dict[str, Any]:
     return {
         "model": candidate.model,
         "first_chunk_timeout_s": min(spec.first_chunk_timeout_s, remaining_s),
         "stall_timeout_s": spec.stall_timeout_s,
-        "deadline_at": time.monotonic() + remaining_s,
+        "deadline_at": clock.now() + remaining_s,
+        "clock": clock.now,
         "proxies": proxies,
         "log": log,
         "hold": hold,

@@ -186,7 +186,7 @@ def chat_call(
     attempt: Any
     if stream:
         opens = chat.stream_attempt_async if asynchronous else chat.stream_attempt
-        attempt = opens(request, client.handle, proxies=sent_through, log=log)
+        attempt = opens(request, client.handle, proxies=sent_through, log=log, clock=client.clock)
     else:
         sends = chat.completion_attempt_async if asynchronous else chat.completion_attempt
         attempt = sends(request, client.handle, timeout_s=timeout, proxies=sent_through)

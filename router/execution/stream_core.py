@@ -54,6 +54,8 @@ class Limits(TypedDict):
     """Monotonic; no read waits past it."""
     log: events.Logger
     hold: NotRequired[Sent | None]
+    clock: NotRequired[Callable[[], float]]
+    """The monotonic clock of the limits (the client's; ``router simulate``'s is virtual)."""
 
 
 class OpenTimeouts(TypedDict):
