@@ -39,12 +39,12 @@ from router.server.policy_state import PolicyState
 from router.server.routes import BODIES, AudioAborted, Endpoints, build_router
 from router.settings import GatewaySettings, default_policy_source
 
-__all__ = ["create_app", "served_app"]
+__all__ = ["Gateway", "create_app", "served_app"]
 
 _LOCAL = {"127.0.0.1", "localhost", "::1"}
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings | None = None) -> Gateway:
     """The gateway for ``settings`` (default: from ``ROUTER_*`` environment variables)."""
     settings = settings or GatewaySettings()
     metrics = Metrics()
@@ -73,7 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await state.close()
             tracing.flush()
 
-    app = FastAPI(
+    app = Gateway(
         title="router",
         version=metadata.version("router"),
         description="An OpenAI-compatible gateway that routes chat, image and speech requests by a YAML policy.",
@@ -92,10 +92,45 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(GatewayKeys, keys=keys)
     app.add_middleware(RequestContext)
+    app.serve_directly(
+        endpoints, RequestContext(GatewayKeys(BodyLimit(Endpoints(app, endpoints), settings.max_body_bytes), keys))
+    )
     _describe_bodies(app)
     app.state.policy = state
     app.state.metrics = metrics
     return app
+
+
+class Gateway(FastAPI):
+    """The FastAPI app, with its hot path taken out of FastAPI's stack.
+
+    A ``POST`` to one of the endpoints :class:`~router.server.routes.Endpoints` serves goes straight to the
+    same pure ASGI layers the app's middleware has (request id, key check, body limit, the endpoint), skipping
+    FastAPI's and Starlette's own layers (error, telemetry and body-limit middleware, exception handlers):
+    those endpoints answer their errors themselves. When FastAPI's native OpenTelemetry instrumentation is on
+    (a tracer, meter or logger provider is set), every request takes the full stack, so nothing is missed.
+    """
+
+    _direct: dict[str, Any]
+    _chain: Any = None
+
+    def serve_directly(self, endpoints: dict[str, Any], chain: Any) -> None:
+        """Serve ``POST`` to ``endpoints``' paths by ``chain`` (an ASGI app)."""
+        self._direct, self._chain = endpoints, chain
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            self._chain is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in self._direct
+            and not self.root_path
+            and not self._native_telemetry.enabled()
+        ):
+            scope["app"] = self
+            await self._chain(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 GC_THRESHOLD = (50_000, 10, 10)
@@ -103,7 +138,7 @@ GC_THRESHOLD = (50_000, 10, 10)
 container objects instead of 700 (Python's default)."""
 
 
-def served_app() -> FastAPI:
+def served_app() -> Gateway:
     """:func:`create_app` for a process that does nothing else (``router serve``, each worker).
 
     The heap built at start -- modules, the app, its schemas: about 100,000 objects that live as long as the

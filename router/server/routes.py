@@ -20,11 +20,11 @@ import asyncio
 import json
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from router import events
@@ -300,14 +300,17 @@ class _Call:
         self.state, self.metrics, self.namespace = state, metrics, namespace
         self.request = request
         self.request_id: str = request.state.request_id
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in request.scope["headers"]
-            if name not in _SECRET_HEADERS  # a when: rule never gets to read a key
-        }
-        GATEWAY.set(Gateway(headers, request.scope.get("state", {}).get("key_name")))
         self.loaded: Loaded = state.acquire()
         self.client = self.loaded.client
+        table = self.client.resolver.tables.get(namespace)
+        if table is not None and table.conditional:  # only when: rules read the headers and the key name
+            scope = request.scope
+            headers = {
+                name.decode("latin-1"): value.decode("latin-1")
+                for name, value in scope["headers"]
+                if name not in _SECRET_HEADERS  # a when: rule never gets to read a key
+            }
+            GATEWAY.set(Gateway(headers, scope.get("state", {}).get("key_name")))
         self.started = time.monotonic()
         self._done = False
         self.result = "success"
@@ -375,15 +378,15 @@ class _Call:
 
     async def streaming(
         self, body: AsyncIterator[bytes], media_type: str, close: Callable[[], Awaitable[None]]
-    ) -> Response:
+    ) -> Streamed:
         """The streamed response over ``body``; if it cannot even be built, the upstream is closed at once."""
         try:
-            return StreamingResponse(self.stream(body), media_type=media_type, headers=self.headers())
+            return Streamed(self.stream(body), media_type, self.headers())
         except BaseException:
             await close()
             raise
 
-    async def stream(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def stream(self, body: AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
         """Pass a stream's bytes on; the request counts as done when it ends, breaks or is abandoned."""
         try:
             async for piece in body:
@@ -397,6 +400,43 @@ class _Call:
     def broke(self) -> None:
         """The stream broke after its commit (reported to the caller in band)."""
         self.result = "interrupted"
+
+
+class Streamed(Response):
+    """A streamed response, leaner than Starlette's ``StreamingResponse``: one watcher task for the caller
+    leaving, instead of an anyio task group (about 5 µs a stream instead of about 45).
+
+    The body is sent piece by piece after the head. When the caller goes away, the watcher cancels the
+    request's task wherever it waits (reading upstream or sending), the cancellation is taken back and the
+    response ends quietly; either way the body generator is closed before this returns, so its ``finally``
+    (closing the upstream, counting the request) runs exactly once, now. An error out of the body propagates
+    to the server, which cuts the connection.
+    """
+
+    def __init__(self, body: AsyncGenerator[bytes], media_type: str, headers: dict[str, str]) -> None:
+        self.body_iterator = body
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        this = asyncio.current_task()
+        assert this is not None
+        watcher = asyncio.get_running_loop().create_task(_cancel_when_gone(receive, this))
+        body = self.body_iterator
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for piece in body:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not _cancelled_by(watcher):
+                raise
+            this.uncancel()  # the caller left: nothing more to send to anyone
+        finally:
+            watcher.cancel()
+            await body.aclose()
 
 
 async def _cancel_when_gone(receive: Callable[[], Awaitable[Any]], task: asyncio.Task[Any]) -> bool:

@@ -9,9 +9,9 @@ never load it.
 As in :mod:`router.transport.sync`: one session (one connection pool) per provider, no retries below the
 executor, the environment's proxies and CA bundle read once, and foreign exceptions translated at one
 boundary, into the same :data:`~router.transport.core.Failure` kinds (what each means, the time limits and
-the body's framing are :mod:`router.transport.core`'s). Per-read timeouts wrap each read in
-``asyncio.timeout``, so they can change after the headers (first chunk, then stall) without reaching into
-the library.
+the body's framing are :mod:`router.transport.core`'s). A stream's per-read time limit is one lazily re-armed
+timer per stream (:class:`_ReadTimer`), so the limit can change after the headers (first chunk, then stall)
+without reaching into the library, and a read costs no timer of its own.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class AiohttpStreamResponse:
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
         self._read_timeout = read_timeout
+        self._timer = _ReadTimer()
 
     async def read(self) -> bytes:
         """The whole remaining body (for an error response)."""
@@ -54,15 +55,22 @@ class AiohttpStreamResponse:
     async def chunks(self, size: int | None = None) -> AsyncIterator[bytes]:
         """Bytes as they arrive; a silent gap raises ProviderTimeoutError, a cut one ProviderConnectionError.
 
-        Bytes already received are taken without waiting, so only a read that waits pays for its time limit
-        (a timer per read was a fifth of a streamed chunk's cost in the gateway)."""
-        content = self._response.content
+        Bytes already received are taken without waiting; a read that waits is bounded by the stream's one
+        timer (a timer per read was a fifth of a streamed chunk's cost in the gateway)."""
+        content, timer = self._response.content, self._timer
         while True:
             try:
                 data = content.read_nowait(size or -1)
                 if not data and not content.at_eof():
-                    async with asyncio.timeout(self._read_timeout):
+                    timer.start(self._read_timeout)
+                    try:
                         data = await (content.read(size) if size else content.readany())
+                    except asyncio.CancelledError:
+                        if timer.expired():
+                            raise TimeoutError from None
+                        raise
+                    finally:
+                        timer.stop()
             except _FOREIGN as exc:
                 raise _translated(exc) from exc
             if not data:
@@ -75,7 +83,71 @@ class AiohttpStreamResponse:
 
     async def close(self) -> None:
         """Release the connection (closing it when the body was not read to the end)."""
+        self._timer.close()
         self._response.close()
+
+
+class _ReadTimer:
+    """A stream's read time limit: one timer, armed by the first read that waits and re-armed lazily.
+
+    Each waiting read moves the deadline (:meth:`start`); the armed timer is only moved earlier, never
+    cancelled and re-made per read. When it fires before the deadline (a later read moved it) it re-arms
+    itself for the deadline; when no read is waiting it disarms, and the next waiting read arms it again.
+    Firing past the deadline with a read waiting cancels the reading task, which :meth:`expired` then turns
+    back into a timeout, as ``asyncio.timeout`` does.
+    """
+
+    __slots__ = ("_deadline", "_fired", "_handle", "_task")
+
+    def __init__(self) -> None:
+        self._deadline = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._fired = False
+
+    def start(self, seconds: float) -> None:
+        """A read that waits at most ``seconds`` begins, in the current task."""
+        loop = asyncio.get_running_loop()
+        self._deadline = deadline = loop.time() + seconds
+        self._task = asyncio.current_task()
+        handle = self._handle
+        if handle is None or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._handle = loop.call_at(deadline, self._fire)
+
+    def stop(self) -> None:
+        """The read is over (the timer stays armed for the next one)."""
+        self._task = None
+        self._fired = False
+
+    def expired(self) -> bool:
+        """Whether the reading task was cancelled by this timer (then the cancellation is taken back)."""
+        if not self._fired:
+            return False
+        self._fired = False
+        if self._task is not None:
+            self._task.uncancel()
+        return True
+
+    def close(self) -> None:
+        """Disarm for good."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._task = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        task = self._task
+        if task is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:
+            self._handle = loop.call_at(self._deadline, self._fire)
+            return
+        self._fired = True
+        task.cancel()
 
 
 class AiohttpTransport:

@@ -249,3 +249,35 @@ class TestOpenAPI:
             "/admin/health": {"get"},
             "/admin/state": {"get"},
         }
+
+
+class TestWhenRules:
+    """``when:`` pins read the gateway's request headers and key name (and never a key)."""
+
+    def test_a_header_or_tag_rule_routes_by_the_request(self, openai_upstreams: Any, gateway: Any) -> None:
+        """A request carrying the header (or tag) goes where its pin says; one without goes the usual way."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        pins = [
+            {"when": {"header": {"x-priority": "high"}}, "route": ["beta"]},
+            {"when": {"tag": "batch"}, "route": ["beta"]},
+            {"when": {"header": {"authorization": "*"}}, "route": ["beta"]},
+        ]
+        client = gateway(media_policy(alpha, beta, routes={"chat": {"pins": pins}})).client()
+
+        def served_by(**headers: str) -> str:
+            answer = client.chat.completions.with_raw_response.create(model="m", messages=USER, extra_headers=headers)
+            return answer.headers["x-router-provider"]
+
+        assert served_by() == "alpha"  # the SDK's Authorization header is no header a rule can see
+        assert served_by(**{"x-priority": "high"}) == "beta"
+        assert served_by(**{"x-router-tag": "nightly, batch"}) == "beta"
+        assert served_by(**{"x-priority": "low"}) == "alpha"
+
+    def test_a_key_rule_routes_by_the_gateway_keys_name(self, openai_upstreams: Any, gateway: Any) -> None:
+        """The name of the gateway key the caller used picks its pin."""
+        alpha, beta = openai_upstreams("alpha", "beta")
+        pins = [{"when": {"key": "team-b"}, "route": ["beta"]}]
+        gw = gateway(media_policy(alpha, beta, routes={"chat": {"pins": pins}}), api_keys=("team-a=ka", "team-b=kb"))
+        for key, provider in (("ka", "alpha"), ("kb", "beta")):
+            answer = gw.client(api_key=key).chat.completions.with_raw_response.create(model="m", messages=USER)
+            assert answer.headers["x-router-provider"] == provider
