@@ -76,11 +76,13 @@ class TestSimulate:
         assert "FAIL provider.alpha.share >= 0.99" in result.stdout
 
     def test_json_is_the_whole_report(self, files: tuple[Path, Path]) -> None:
-        """--json prints overall, per-provider, timeline, run and expect sections, and repeats for a seed."""
+        """--json prints overall, per-provider, per-namespace, timeline, run and expect sections, and repeats for a
+        seed."""
         policy, scenario = files
         first = json.loads(router("simulate", str(policy), "--scenario", str(scenario), "--json").stdout)
         second = json.loads(router("simulate", str(policy), "--scenario", str(scenario), "--json").stdout)
-        assert set(first) == {"overall", "providers", "timeline", "run", "expect"}
+        assert set(first) == {"overall", "providers", "namespaces", "timeline", "run", "expect"}
+        assert first["namespaces"]["chat"]["requests"] == first["overall"]["requests"]
         assert first["overall"] == second["overall"]
         assert first["providers"]["alpha"]["outages"][0]["fail_away_s"] is not None
 

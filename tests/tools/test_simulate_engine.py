@@ -200,3 +200,118 @@ class TestInput:
         report = run("duration_s: 5\ntraffic: {rps: 4}\nproviders:\n  alpha: {errors: {server_error: 0.5}}\n", policy)
         assert report["overall"]["success_rate"] == 1.0
         assert report["providers"]["beta"]["served"] > 0
+
+
+NAMESPACE_POLICY = textwrap.dedent(
+    """\
+    version: 1
+    providers:
+      alpha:
+        adapter: openai
+        api_key_env: ALPHA_KEY
+        priority: 10
+        timeout_s: 30
+        models: {chat: [m1], images: [img-1], speech: [tts-1], embeddings: [emb-1]}
+        dimensions: {emb-1: 64}
+      gem:
+        adapter: gemini
+        api_key_env: GEM_KEY
+        models: {embeddings: [gemini-embedding-001]}
+      stab:
+        adapter: stability
+        api_key_env: STAB_KEY
+        models: {images: [sd3.5-large]}
+      eleven:
+        adapter: elevenlabs
+        api_key_env: ELEVEN_KEY
+        models: {speech: [eleven_v3]}
+    retry: {attempts: 1}
+    health: {failure_threshold: 3, cooldown_s: 5}
+    """
+)
+
+
+class TestNamespaces:
+    def test_every_namespace_is_answered_in_its_wire_format(self) -> None:
+        """Images (OpenAI b64_json, Stability JSON), speech (audio bytes) and embeddings (OpenAI, Gemini batches)
+        go through their real adapters; the report breaks the run down by namespace."""
+        report = run(
+            """\
+            duration_s: 20
+            traffic:
+              rps: 10
+              arrivals: uniform
+              mix:
+                - {model: m1}
+                - {namespace: images}
+                - {namespace: speech}
+                - {namespace: embeddings, model: emb-1, inputs: 3}
+                - {namespace: embeddings, model: gemini-embedding-001, inputs: 150}
+            providers:
+              alpha: {latency_ms: {images: {median: 6000}, embeddings: {median: 80}}}
+              gem: {ttfb_ms: {median: 200}}
+            """,
+            NAMESPACE_POLICY,
+        )
+        spaces = report["namespaces"]
+        assert set(spaces) == {"chat", "images", "speech", "embeddings"}
+        assert report["overall"]["success_rate"] == 1.0
+        assert sum(s["requests"] for s in spaces.values()) == report["overall"]["requests"]
+        assert all(s["attempts_per_request"] == 1.0 for s in spaces.values())
+        assert spaces["images"]["p50_ms"] == pytest.approx(6000, abs=1)  # the whole image after latency_ms
+        assert spaces["embeddings"]["p50_ms"] in (pytest.approx(80, abs=1), pytest.approx(400, abs=1))
+        assert report["providers"]["gem"]["served"] > 0  # 150 inputs: two batchEmbedContents requests
+        assert (
+            report["providers"]["alpha"]["served"]
+            == report["overall"]["requests"] - report["providers"]["gem"]["served"]
+        )
+
+    def test_faults_fail_over_across_adapters_of_a_namespace(self) -> None:
+        """An outage of the OpenAI provider moves images to Stability and speech to ElevenLabs; a speech stream
+        cut after its first bytes reaches the caller as stream_interrupted."""
+        report = run(
+            """\
+            duration_s: 20
+            traffic:
+              rps: 10
+              mix: [{namespace: images}, {namespace: speech}]
+            providers:
+              alpha:
+                outages: [{start_s: 5, end_s: 10}]
+                errors: {cut: 0.2}
+            """,
+            NAMESPACE_POLICY,
+        )
+        providers, spaces = report["providers"], report["namespaces"]
+        assert providers["stab"]["served"] > 0
+        assert providers["eleven"]["served"] > 0
+        assert providers["alpha"]["failovers_by_class"]["server_error"] > 0
+        assert spaces["speech"]["failed_by"] == {"stream_interrupted": spaces["speech"]["failed"]}
+        assert spaces["speech"]["failed"] > 0
+        assert spaces["images"]["failed"] == 0  # a cut image response fails over (nothing was delivered yet)
+
+    def test_namespace_figures_in_expect_and_per_request_prices(self) -> None:
+        """namespace.NAME.FIGURE reads the breakdown; price.per_request is charged per answered request."""
+        from router.tools.simulate.report import check, figure, table  # noqa: PLC0415
+
+        report = run(
+            "duration_s: 10\ntraffic: {rps: 2, arrivals: uniform, mix: [{namespace: images}]}\n"
+            "providers:\n  alpha: {price: {per_request: 0.04}}\n",
+            NAMESPACE_POLICY,
+        )
+        assert figure(report, "namespace.images.requests") == 20
+        assert report["namespaces"]["images"]["cost"] == pytest.approx(0.8)
+        assert check(report, ["namespace.images.success_rate >= 1"])[0]["ok"]
+        report["run"] = {"simulated_s": 10, "wall_s": 0.1, "seed": 0}
+        assert "namespace" in table(report)
+
+    def test_an_adapter_it_cannot_render_is_refused_for_its_namespace_only(self) -> None:
+        """eSpeak synthesises in-process: speech traffic with it in the policy is refused; chat traffic is not."""
+        policy = NAMESPACE_POLICY.replace(
+            "  eleven:", "  local:\n    adapter: espeak\n    models: {speech: [espeak-ng]}\n  eleven:"
+        )
+        loaded = load_policy(policy)
+        speech = load_scenario("duration_s: 1\ntraffic: {rps: 1, mix: [{namespace: speech}]}\n", loaded)
+        with pytest.raises(ValueError, match=r"local.*espeak adapter.*speech answers"):
+            Simulation(loaded, speech)
+        Simulation(loaded, load_scenario("duration_s: 1\ntraffic: {rps: 1, mix: [{model: m1}]}\n", loaded))

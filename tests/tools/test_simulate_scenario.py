@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from router.policy.loader import load_policy
+from router.policy.model import Policy
 from router.tools.simulate.load import ScenarioError, load_scenario
 from router.tools.simulate.scenario import Scenario, json_schema
 
@@ -59,10 +60,13 @@ expect:
 """
 
 
-def problems(text: str) -> list[str]:
-    with pytest.raises(ScenarioError) as caught:
-        load_scenario(text, POLICY)
-    return [str(issue).removeprefix("<string>:") for issue in caught.value.issues]
+def problems(text: str, policy: Policy = POLICY) -> list[str]:
+    """The located problems of ``text`` against ``policy`` (none: it loads)."""
+    try:
+        load_scenario(text, policy)
+    except ScenarioError as exc:
+        return [str(issue).removeprefix("<string>:") for issue in exc.issues]
+    return []
 
 
 class TestLoading:
@@ -139,10 +143,72 @@ class TestLoading:
         text = GOOD.replace("server_error: 0.005", "server_error: 0.995")
         assert problems(text) == ["14:13: providers.openai.errors: the error probabilities add up to more than 1"]
 
+    def test_a_namespace_model_no_provider_of_it_lists(self) -> None:
+        """A model of another namespace is checked against that namespace's lists only, with a suggestion."""
+        text = NAMESPACED.replace("{namespace: images, model: dall-e-3}", "{namespace: images, model: dall-e3}")
+        assert problems(text, NAMESPACE_POLICY) == [
+            "4:53: traffic.mix[1].model: no provider lists the images model 'dall-e3' (did you mean 'dall-e-3'?)"
+        ]
+        text = NAMESPACED.replace("model: text-embedding-3-small", "model: gpt-4o")
+        assert problems(text, NAMESPACE_POLICY)[0].startswith(
+            "6:47: traffic.mix[3].model: no provider lists the embeddings model 'gpt-4o'"
+        )
+
+    def test_a_namespace_the_policy_does_not_serve(self) -> None:
+        """Traffic of a namespace no provider serves, or an explicit provider that does not serve it, is refused."""
+        assert problems("duration_s: 5\ntraffic:\n  rps: 1\n  mix: [{namespace: speech}]\n") == [
+            "4:9: traffic.mix[0].model: no provider of the policy serves speech"
+        ]
+        text = NAMESPACED.replace("{namespace: speech}", "{namespace: speech, provider: openai}")
+        assert problems(text, NAMESPACE_POLICY) == [
+            "5:35: traffic.mix[2].provider: provider 'openai' serves no speech models"
+        ]
+
+    def test_only_chat_streams_and_only_embeddings_have_inputs(self) -> None:
+        """stream: true outside chat, or inputs: outside embeddings, is a located error."""
+        text = NAMESPACED.replace("{namespace: speech}", "{namespace: speech, stream: true}")
+        assert problems(text, NAMESPACE_POLICY)[0].startswith("5:5: traffic.mix[2]: only chat requests stream")
+        text = NAMESPACED.replace("{namespace: speech}", "{namespace: speech, inputs: 3}")
+        assert problems(text, NAMESPACE_POLICY) == ["5:5: traffic.mix[2]: inputs is for embeddings requests only"]
+
+    def test_namespace_expectations(self) -> None:
+        """namespace.NAME.FIGURE names a namespace of the traffic and one of its figures."""
+        good = NAMESPACED + "expect: [namespace.images.success_rate >= 0.99]\n"
+        assert problems(good, NAMESPACE_POLICY) == []
+        bad = NAMESPACED + "expect: [namespace.images.share >= 0.99, namespace.imges.p99_ms < 1]\n"
+        assert problems(bad, NAMESPACE_POLICY) == [
+            "7:10: expect[0]: unknown namespace figure 'share'",
+            "7:42: expect[1]: unknown namespace 'imges' (did you mean 'images'?)",
+        ]
+
     def test_rps_or_phases(self) -> None:
         """Traffic gives a constant rate or phases, not both."""
         text = GOOD.replace("traffic:\n", "traffic:\n  rps: 5\n")
         assert problems(text) == ["4:3: traffic: give exactly one of rps and phases"]
+
+
+NAMESPACE_POLICY = load_policy(
+    textwrap.dedent(
+        """\
+        version: 1
+        providers:
+          openai:
+            adapter: openai
+            models: {chat: [gpt-4o], images: [dall-e-3], embeddings: [text-embedding-3-small]}
+          eleven:
+            adapter: elevenlabs
+            models: {speech: [eleven_v3]}
+        """
+    )
+)
+NAMESPACED = """\
+duration_s: 5
+traffic:
+  rps: 1
+  mix: [{model: gpt-4o}, {namespace: images, model: dall-e-3},
+    {namespace: speech},
+    {namespace: embeddings, inputs: 4, model: text-embedding-3-small}]
+"""
 
 
 class TestSchema:

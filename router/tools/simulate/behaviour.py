@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 from router.tools.simulate.scenario import FAILURES, Distribution, Errors, ProviderBehaviour
 
@@ -79,14 +81,24 @@ class Decision:
 
 
 class _Regime:
-    """Error thresholds and latency samplers in force at some time (the base behaviour, or a window's)."""
+    """Error thresholds and latency samplers in force at some time (the base behaviour, or a window's).
 
-    __slots__ = ("errors", "per_token", "thresholds", "ttfb")
+    ``first`` is the sampler of the first bytes by namespace: ``ttfb`` for chat, and for the other namespaces
+    their own whole-answer latency when the behaviour gives one."""
 
-    def __init__(self, errors: Errors, ttfb: Distribution, per_token: Distribution) -> None:
+    __slots__ = ("errors", "first", "per_token", "thresholds", "ttfb")
+
+    def __init__(
+        self,
+        errors: Errors,
+        ttfb: Distribution,
+        per_token: Distribution,
+        latency: Mapping[Any, Distribution] | None = None,
+    ) -> None:
         self.errors = errors
         self.ttfb = Lognormal(ttfb, 0.001)
         self.per_token = Lognormal(per_token, 0.001)
+        self.first = {name: Lognormal(d, 0.001) for name, d in (latency or {}).items()}
         total, thresholds = 0.0, []
         for name in FAILURES:
             total += getattr(errors, name)
@@ -99,7 +111,7 @@ class ProviderModel:
 
     def __init__(self, index: int, behaviour: ProviderBehaviour, seed: int) -> None:
         self.index, self.behaviour, self.seed = index, behaviour, seed
-        self.base = _Regime(behaviour.errors, behaviour.ttfb_ms, behaviour.per_token_ms)
+        self.base = _Regime(behaviour.errors, behaviour.ttfb_ms, behaviour.per_token_ms, behaviour.latency_ms)
         self.windows = tuple(
             (
                 w.start_s,
@@ -108,6 +120,7 @@ class ProviderModel:
                     w.errors or behaviour.errors,
                     w.ttfb_ms or behaviour.ttfb_ms,
                     w.per_token_ms or behaviour.per_token_ms,
+                    None if w.ttfb_ms else behaviour.latency_ms,
                 ),
             )
             for w in behaviour.windows
@@ -130,12 +143,18 @@ class ProviderModel:
                 return kind
         return None
 
-    def decide(self, t: float, request: int, attempt: int, prompt_tokens: int) -> Decision:
-        """What attempt number ``attempt`` (1-based, at this provider) of request ``request`` meets at ``t``."""
+    def decide(self, t: float, request: int, attempt: int, prompt_tokens: int, namespace: str = "chat") -> Decision:
+        """What attempt number ``attempt`` (1-based, at this provider) of request ``request`` meets at ``t``.
+
+        Outside chat, ``ttfb_s`` is the time until the whole answer and ``per_token_s`` is 0."""
         regime = self.regime(t)
         seed, index = self.seed, self.index
-        ttfb = regime.ttfb.draw(seed, request, index, attempt, TTFB)
-        per_token = regime.per_token.draw(seed, request, index, attempt, PER_TOKEN)
+        if namespace == "chat":
+            ttfb = regime.ttfb.draw(seed, request, index, attempt, TTFB)
+            per_token = regime.per_token.draw(seed, request, index, attempt, PER_TOKEN)
+        else:
+            ttfb = regime.first.get(namespace, regime.ttfb).draw(seed, request, index, attempt, TTFB)
+            per_token = 0.0
         retry_after = self.behaviour.errors.retry_after_s
         outage = self.outage(t)
         if outage is not None:

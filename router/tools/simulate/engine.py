@@ -144,17 +144,23 @@ class Simulation:
         self.bucket_s = bucket_s or max(scenario.duration_s / 100, 0.1)
 
     def _check_protocols(self) -> None:
-        streams = any(entry.stream for entry in self.scenario.traffic.mix)
-        for name, spec in self.policy.providers.items():
-            if spec.models.chat is None:
-                continue
-            allowed = wire.STREAMING_PROTOCOLS if streams else wire.WIRE_PROTOCOLS
-            if spec.adapter not in allowed:
-                what = "streams" if streams and spec.adapter in wire.WIRE_PROTOCOLS else "answers"
-                raise ValueError(
-                    f"provider {name!r} uses the {spec.adapter} adapter, whose chat {what} router simulate cannot "
-                    f"render yet (it can: {', '.join(allowed)}); exclude it in a copy of the policy"
-                )
+        """Every provider of a namespace the traffic asks must speak a wire format the simulator renders."""
+        mix = self.scenario.traffic.mix
+        streams = any(entry.stream for entry in mix)
+        for namespace in dict.fromkeys(entry.namespace for entry in mix):
+            for name, spec in self.policy.providers.items():
+                if getattr(spec.models, namespace) is None:
+                    continue
+                allowed = wire.NAMESPACE_PROTOCOLS[namespace]
+                if namespace == "chat" and streams:
+                    allowed = wire.STREAMING_PROTOCOLS
+                if spec.adapter not in allowed:
+                    what = "streams" if streams and spec.adapter in wire.WIRE_PROTOCOLS else "answers"
+                    raise ValueError(
+                        f"provider {name!r} uses the {spec.adapter} adapter, whose {namespace} {what} router "
+                        f"simulate cannot render yet (it can: {', '.join(allowed)}); exclude it in a copy of the "
+                        "policy"
+                    )
 
     def run(self) -> dict[str, Any]:
         """Simulate the whole scenario; the report (see :class:`~router.tools.simulate.metrics.Collector`)."""
@@ -182,7 +188,7 @@ class Simulation:
             Outage(name, o.start_s, o.end_s, o.kind) for name in self.names for o in self.models[name].behaviour.outages
         ]
         prices = {
-            name: (m.behaviour.price.input_per_mtok, m.behaviour.price.output_per_mtok)
+            name: (m.behaviour.price.input_per_mtok, m.behaviour.price.output_per_mtok, m.behaviour.price.per_request)
             for name, m in self.models.items()
             if m.behaviour.price is not None
         }
@@ -195,6 +201,7 @@ class Simulation:
             health=AsyncMemoryStore(MemoryStore(clock.now)),
         )
         client.transport_for = lambda base_url: self._transport(base_url, loop, collector)
+        client.output_dir = None  # as the gateway: images come back as bytes, nothing is written
         tasks: set[asyncio.Task[None]] = set()
         with collecting(collector):
             for index, at in enumerate(arrivals(self.scenario, self.seed)):
@@ -212,42 +219,88 @@ class Simulation:
 
     async def _request(self, client: AsyncClient, collector: Collector, index: int, loop: VirtualLoop) -> None:
         entry, prompt_tokens, answer_tokens = self.plan(index)
-        record = collector.begin(index, loop.time(), prompt_tokens, answer_tokens)
+        namespace = entry.namespace
+        if namespace != "chat":
+            answer_tokens = 0
+        record = collector.begin(index, loop.time(), prompt_tokens, answer_tokens, namespace)
+        record.inputs = entry.inputs
         _current.set(record)
         extra: dict[str, Any] = {"metadata": dict(entry.metadata)} if entry.metadata else {}
         error: BaseException | None = None
         try:
-            answer = await client.chat.completions.create(
-                model=entry.model,
-                messages=prompt_of(index, prompt_tokens),
-                stream=entry.stream,
-                provider=entry.provider,
-                request_id=str(index),
-                **extra,
-            )
-            if entry.stream:
-                async for _ in answer:  # type: ignore[union-attr]
-                    pass
+            if namespace == "chat":
+                answer = await client.chat.completions.create(
+                    model=entry.model,
+                    messages=prompt_of(index, prompt_tokens),
+                    stream=entry.stream,
+                    provider=entry.provider,
+                    request_id=str(index),
+                    **extra,
+                )
+                if entry.stream:
+                    async for _ in answer:  # type: ignore[union-attr]
+                        pass
+            else:
+                await self._other(client, entry, index, prompt_tokens, extra)
         except (RouterError, ValueError) as exc:
             error = exc
         collector.end(record, loop.time(), error)
 
+    @staticmethod
+    async def _other(client: AsyncClient, entry: MixEntry, index: int, tokens: int, extra: dict[str, Any]) -> None:
+        """One images, speech or embeddings request, called as the gateway calls it: images as bytes
+        (``b64_json``, so no URL is fetched and no file written), speech streamed and read to its end."""
+        text = prompt_of(index, tokens)[0]["content"]
+        common: dict[str, Any] = {"model": entry.model, "provider": entry.provider, "request_id": str(index), **extra}
+        if entry.namespace == "images":
+            await client.images.generate(text, response_format="b64_json", **common)
+        elif entry.namespace == "speech":
+            async for _ in await client.audio.speech.create(input=text, stream=True, **common):
+                pass
+        else:
+            size = max(len(text) // entry.inputs, 1)
+            texts = [text[i * size : (i + 1) * size] or "x" for i in range(entry.inputs)]
+            await client.embeddings.create(input=texts, **common)
+
     def _transport(self, base_url: str, loop: VirtualLoop, collector: Collector) -> SimulatedTransport:
         name = base_url.split("://", 1)[-1].split(SIM_HOST, 1)[0]
         model = self.models[name]
-        protocol = self.policy.providers[name].adapter
+        spec = self.policy.providers[name]
+        protocol = spec.adapter
+        dimensions = {m.casefold(): size for m, size in spec.dimensions.items()}
 
         def respond(request: HttpRequest, stream: bool) -> SimulatedReply:
             record = _current.get()
             record.at_provider[name] += 1
-            decision = model.decide(loop.time(), record.index, record.at_provider[name], record.prompt_tokens)
+            namespace = record.namespace
+            decision = model.decide(
+                loop.time(), record.index, record.at_provider[name], record.prompt_tokens, namespace
+            )
             if decision.kind == "provider_rate_limit":
                 collector.provider_limited(name)
             body = request.json if isinstance(request.json, dict) else {}
-            served = str(body.get("model") or "simulated")
-            return wire.reply(protocol, served, decision, record.prompt_tokens, record.answer_tokens, stream=stream)
+            if namespace == "chat":
+                served = str(body.get("model") or "simulated")
+                return wire.reply(protocol, served, decision, record.prompt_tokens, record.answer_tokens, stream=stream)
+            tokens = record.prompt_tokens
+            if namespace == "embeddings":  # a batch's share of the tokens
+                count = len(body.get("requests") or body.get("input") or ())
+                tokens = max(tokens * count // max(record.inputs, 1), 1)
+            size = dimensions.get(_model_of(request).casefold())
+            return wire.other_reply(
+                namespace, protocol, decision, body, prompt_tokens=tokens, dimensions=size, stream=stream
+            )
 
         return SimulatedTransport(respond, asyncio.sleep)
+
+
+def _model_of(request: HttpRequest) -> str:
+    """The model an embeddings request names: the body's ``model``, or Gemini's in the URL path."""
+    body = request.json if isinstance(request.json, dict) else {}
+    if body.get("model"):
+        return str(body["model"])
+    tail = request.url.rsplit("/models/", 1)[-1]
+    return tail.split(":", 1)[0]
 
 
 def _backoff(seconds: float) -> None:

@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from router.errors import PolicyError, PolicyIssue, did_you_mean
 from router.policy import _yaml, checks
 from router.policy.model import Policy
-from router.tools.simulate.scenario import EXPECTATION, METRICS, PROVIDER_METRICS, Scenario
+from router.tools.simulate.scenario import (
+    EXPECTATION,
+    METRICS,
+    NAMESPACE_METRICS,
+    NAMESPACES,
+    PROVIDER_METRICS,
+    Scenario,
+)
 
 __all__ = ["ScenarioError", "load_scenario", "scenario_problems"]
 
@@ -111,8 +118,19 @@ def _expectation_problems(scenario: Scenario, policy: Policy | None) -> Iterator
                 yield checks.Problem(
                     ("expect", i), f"unknown provider figure {parts[2]!r}{did_you_mean(parts[2], PROVIDER_METRICS)}"
                 )
+        elif parts[0] == "namespace" and len(parts) == 3:
+            if parts[1] not in NAMESPACES:
+                yield checks.Problem(
+                    ("expect", i), f"unknown namespace {parts[1]!r}{did_you_mean(parts[1], NAMESPACES)}"
+                )
+            elif parts[1] not in {entry.namespace for entry in scenario.traffic.mix}:
+                yield checks.Problem(("expect", i), f"the traffic asks no {parts[1]} requests")
+            elif parts[2] not in NAMESPACE_METRICS:
+                yield checks.Problem(
+                    ("expect", i), f"unknown namespace figure {parts[2]!r}{did_you_mean(parts[2], NAMESPACE_METRICS)}"
+                )
         elif len(parts) != 1 or parts[0] not in METRICS:
-            known = [*METRICS, "provider.NAME.FIGURE"]
+            known = [*METRICS, "provider.NAME.FIGURE", "namespace.NAME.FIGURE"]
             yield checks.Problem(("expect", i), f"unknown figure {match['metric']!r}{did_you_mean(parts[0], known)}")
 
 
@@ -126,15 +144,22 @@ def _name_problems(scenario: Scenario, policy: Policy) -> Iterator[checks.Proble
         if entry.provider is not None and entry.provider.casefold() not in names:
             message = f"the policy has no provider {entry.provider!r}{did_you_mean(entry.provider, policy.providers)}"
             yield checks.Problem(("traffic", "mix", i, "provider"), message)
+        elif entry.provider is not None:
+            spec = policy.providers[names[entry.provider.casefold()]]
+            if getattr(spec.models, entry.namespace) is None:
+                message = f"provider {entry.provider!r} serves no {entry.namespace} models"
+                yield checks.Problem(("traffic", "mix", i, "provider"), message)
         if (why := _model_problem(entry.namespace, entry.model, policy)) is not None:
             yield checks.Problem(("traffic", "mix", i, "model"), why)
 
 
 def _model_problem(namespace: str, model: str, policy: Policy) -> str | None:
     """Why ``model`` names nothing in ``policy``'s ``namespace``, or None when it is known (or may be)."""
+    lists = {name: getattr(p.models, namespace) for name, p in policy.providers.items()}
+    if all(models is None for models in lists.values()):
+        return f"no provider of the policy serves {namespace}"
     if model.casefold() == "auto":
         return None
-    lists = {name: getattr(p.models, namespace) for name, p in policy.providers.items()}
     if any(models == "discover" for models in lists.values()):
         return None  # known only once the providers are asked
     prefix, _, rest = model.partition("/")
@@ -149,7 +174,8 @@ def _model_problem(namespace: str, model: str, policy: Policy) -> str | None:
     known_models += list(rules.aliases)
     if model.casefold() in {m.casefold() for m in known_models}:
         return None
-    return f"no provider lists the model {model!r}{did_you_mean(model, known_models)}"
+    what = "the model" if namespace == "chat" else f"the {namespace} model"
+    return f"no provider lists {what} {model!r}{did_you_mean(model, known_models)}"
 
 
 def _file_order(issue: PolicyIssue) -> tuple[int, int]:

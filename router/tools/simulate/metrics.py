@@ -47,6 +47,9 @@ class Record:
     attempts: int = 0
     provider: str | None = None
     backoff_s: float = 0.0
+    namespace: str = "chat"
+    inputs: int = 1
+    """Embeddings: the texts of the request."""
     at_provider: Counter[str] = field(default_factory=Counter)
     """Attempts sent to each provider so far (the simulator's draws are keyed by them)."""
 
@@ -70,6 +73,16 @@ class _Provider:
     """Times of successes after an outage ended, until the first one per outage is known."""
 
 
+@dataclass(slots=True)
+class _Namespace:
+    requests: int = 0
+    failed: int = 0
+    attempts: int = 0
+    cost: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    failed_by: Counter[str] = field(default_factory=Counter)
+
+
 @dataclass(frozen=True, slots=True)
 class Outage:
     """An outage of ``provider`` the report measures fail-away and recovery times for."""
@@ -89,7 +102,7 @@ class Collector:
         now: Callable[[], float],
         *,
         outages: Sequence[Outage] = (),
-        prices: Mapping[str, tuple[float, float]] | None = None,
+        prices: Mapping[str, tuple[float, ...]] | None = None,
         bucket_s: float = 1.0,
     ) -> None:
         self.now = now
@@ -103,13 +116,16 @@ class Collector:
         self.requests = 0
         self.backoff_s = 0.0
         self.buckets: dict[int, Counter[str]] = {}
+        self.namespaces: dict[str, _Namespace] = {}
         self._outage_attempts: Counter[Outage] = Counter()
 
     # -- the caller's side ----------------------------------------------------------------------------
 
-    def begin(self, index: int, start: float, prompt_tokens: int = 0, answer_tokens: int = 0) -> Record:
+    def begin(
+        self, index: int, start: float, prompt_tokens: int = 0, answer_tokens: int = 0, namespace: str = "chat"
+    ) -> Record:
         """A request starts; its events are matched to it by ``request_id=str(index)``."""
-        record = Record(index, start, prompt_tokens, answer_tokens)
+        record = Record(index, start, prompt_tokens, answer_tokens, namespace=namespace)
         self.live[str(index)] = record
         self.requests += 1
         return record
@@ -122,8 +138,17 @@ class Collector:
         self.backoff_s += record.backoff_s
         bucket = self.buckets.setdefault(int(record.start // self.bucket_s), Counter())
         bucket["requests"] += 1
+        space = self.namespaces.get(record.namespace)
+        if space is None:
+            space = self.namespaces[record.namespace] = _Namespace()
+        space.requests += 1
+        space.attempts += record.attempts
+        space.latencies.append(latency)
         if error is not None:
-            self.failed_by[outcome_of(error)] += 1
+            outcome = outcome_of(error)
+            self.failed_by[outcome] += 1
+            space.failed += 1
+            space.failed_by[outcome] += 1
             return
         bucket["succeeded"] += 1
         name = record.provider
@@ -132,8 +157,9 @@ class Collector:
             stats = self.providers[name]
             stats.served += 1
             stats.latencies.append(latency)
-            price_in, price_out = self.prices.get(name, (0.0, 0.0))
-            stats.cost += (record.prompt_tokens * price_in + record.answer_tokens * price_out) / 1e6
+            cost = _cost(self.prices.get(name, ()), record.prompt_tokens, record.answer_tokens)
+            stats.cost += cost
+            space.cost += cost
 
     def provider_limited(self, provider: str) -> None:
         """The provider's own rate limit turned an attempt away."""
@@ -196,8 +222,29 @@ class Collector:
     # -- the report -----------------------------------------------------------------------------------
 
     def report(self) -> dict[str, Any]:
-        """The run's figures: ``overall``, ``providers`` (by name) and ``timeline``."""
-        return {"overall": self._overall(), "providers": self._per_provider(), "timeline": self._timeline()}
+        """The run's figures: ``overall``, ``providers`` (by name), ``namespaces`` (by name) and ``timeline``."""
+        return {
+            "overall": self._overall(),
+            "providers": self._per_provider(),
+            "namespaces": self._per_namespace(),
+            "timeline": self._timeline(),
+        }
+
+    def _per_namespace(self) -> dict[str, Any]:
+        return {
+            name: {
+                "requests": s.requests,
+                "succeeded": s.requests - s.failed,
+                "failed": s.failed,
+                "success_rate": _ratio(s.requests - s.failed, s.requests),
+                "attempts": s.attempts,
+                "attempts_per_request": _ratio(s.attempts, s.requests),
+                **_percentiles(s.latencies),
+                "cost": round(s.cost, 6),
+                "failed_by": dict(sorted(s.failed_by.items())),
+            }
+            for name, s in sorted(self.namespaces.items())
+        }
 
     def _overall(self) -> dict[str, Any]:
         stats = self.providers.values()
@@ -331,6 +378,15 @@ def percentile(values: Sequence[float], q: float) -> float:
 def _percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     return {f"p{q}_ms": round(percentile(ordered, q / 100) * 1000, 1) for q in (50, 95, 99)}
+
+
+def _cost(price: tuple[float, ...], prompt_tokens: int, answer_tokens: int) -> float:
+    """One answered request's cost at ``price``: (per million prompt tokens, per million answer tokens[, per
+    request])."""
+    if not price:
+        return 0.0
+    per_request = price[2] if len(price) > 2 else 0.0
+    return (prompt_tokens * price[0] + answer_tokens * price[1]) / 1e6 + per_request
 
 
 def _limits_hit(stats: _Provider) -> int:

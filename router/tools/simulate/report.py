@@ -1,7 +1,8 @@
 """The report of ``router simulate`` for people and for CI: a text table, ``expect:`` verdicts, a comparison of
 two policies, and the optional chart.
 
-``table`` prints one run (overall, then one row per provider, then each outage: how fast the routing failed
+``table`` prints one run (overall, then one row per provider, one per namespace when the traffic asks more
+than chat, then each outage: how fast the routing failed
 away from it and came back); ``compare`` prints two runs side by side, marking with ``*`` every figure that
 differs (Markdown, so it reads as a pull-request comment next to ``router diff``); ``check`` evaluates the
 scenario's ``expect:`` lines against a report. ``chart`` draws success rate and traffic share per provider
@@ -47,6 +48,7 @@ _PROVIDER_COLUMNS = (
     "cost",
     "limits_hit",
 )
+_NAMESPACE_COLUMNS = ("requests", "success_rate", "attempts_per_request", "p50_ms", "p99_ms", "cost")
 
 
 def figure(report: dict[str, Any], metric: str) -> float:
@@ -55,6 +57,8 @@ def figure(report: dict[str, Any], metric: str) -> float:
     if parts[0] == "provider" and len(parts) == 3:
         providers = {name.casefold(): stats for name, stats in report["providers"].items()}
         return float(providers[parts[1].casefold()][parts[2]])
+    if parts[0] == "namespace" and len(parts) == 3:
+        return float(report["namespaces"][parts[1]][parts[2]])
     return float(report["overall"][metric])
 
 
@@ -92,6 +96,15 @@ def table(report: dict[str, Any], verdicts: Sequence[dict[str, Any]] = ()) -> st
             [[name, *(_fmt(p[c]) for c in _PROVIDER_COLUMNS)] for name, p in report["providers"].items()],
         ),
     ]
+    namespaces = report.get("namespaces", {})
+    if set(namespaces) - {"chat"}:
+        lines += [
+            "",
+            _grid(
+                ["namespace", *_NAMESPACE_COLUMNS],
+                [[name, *(_fmt(n[c]) for c in _NAMESPACE_COLUMNS)] for name, n in namespaces.items()],
+            ),
+        ]
     outages = [(name, o) for name, p in report["providers"].items() for o in p["outages"]]
     if outages:
         lines += ["", "outages:"]
@@ -119,6 +132,12 @@ def compare(name_a: str, a: dict[str, Any], name_b: str, b: dict[str, Any]) -> s
             left = _fmt(a["providers"].get(provider, {}).get(column, 0))
             right = _fmt(b["providers"].get(provider, {}).get(column, 0))
             rows.append([f"{provider} {column}", left, right, "*" if left != right else ""])
+    spaces = dict.fromkeys([*a.get("namespaces", {}), *b.get("namespaces", {})])
+    for space in spaces if set(spaces) - {"chat"} else ():
+        for column in ("success_rate", "p99_ms"):
+            left = _fmt(a["namespaces"].get(space, {}).get(column, 0))
+            right = _fmt(b["namespaces"].get(space, {}).get(column, 0))
+            rows.append([f"{space} {column}", left, right, "*" if left != right else ""])
     header = ["", name_a, name_b, "differs"]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += [

@@ -30,6 +30,8 @@ __all__ = [
     "EXPECTATION",
     "FAILURES",
     "METRICS",
+    "NAMESPACES",
+    "NAMESPACE_METRICS",
     "PROVIDER_METRICS",
     "Distribution",
     "Errors",
@@ -84,6 +86,23 @@ PROVIDER_METRICS = (
     "limits_hit",
 )
 """Per-provider figures, named ``provider.NAME.FIGURE`` in an ``expect:`` line."""
+NAMESPACE_METRICS = (
+    "requests",
+    "succeeded",
+    "failed",
+    "success_rate",
+    "attempts",
+    "attempts_per_request",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "cost",
+)
+"""Per-namespace figures, named ``namespace.NAME.FIGURE`` in an ``expect:`` line."""
+NAMESPACES = ("chat", "images", "speech", "embeddings")
+"""The namespaces a scenario's traffic may ask."""
+Namespace = Literal["chat", "images", "speech", "embeddings"]
+OtherNamespace = Literal["images", "speech", "embeddings"]
 
 
 class _Model(BaseModel):
@@ -127,16 +146,32 @@ class MixEntry(_Model):
 
     weight: PositiveFloat = 1.0
     """Relative share of the traffic."""
-    namespace: Literal["chat"] = "chat"
-    """The namespace asked (only chat is simulated so far)."""
+    namespace: Namespace = "chat"
+    """The namespace asked: chat (``chat.completions.create``), images (``images.generate`` with
+    ``response_format="b64_json"``, one image), speech (``audio.speech.create``, read as the gateway reads it)
+    or embeddings (``embeddings.create``)."""
     model: str = Field("auto", min_length=1)
     """The requested model, as a caller passes it: a model name, "provider/model" or "auto"."""
     provider: str | None = None
     """An explicit provider, as ``provider=`` on a call."""
     stream: bool = False
-    """Whether the caller streams the answer (and reads it to the end)."""
+    """Whether the caller streams the answer (and reads it to the end); chat only."""
+    inputs: PositiveInt = 1
+    """Embeddings: the texts per request (the prompt's tokens are shared among them)."""
     metadata: dict[str, str] = Field(default_factory=dict)
     """Request metadata sent in the body's ``metadata`` field (for ``when:`` rules)."""
+
+    @model_validator(mode="after")
+    def _chat_streams(self) -> MixEntry:
+        if self.stream and self.namespace != "chat":
+            raise PydanticCustomError(
+                "stream",
+                "only chat requests stream in a scenario (speech is always read as "
+                "the gateway reads it: streamed upstream, to its end)",
+            )
+        if self.inputs != 1 and self.namespace != "embeddings":
+            raise PydanticCustomError("inputs", "inputs is for embeddings requests only")
+        return self
 
 
 class Traffic(_Model):
@@ -267,6 +302,8 @@ class Price(_Model):
     """Per million prompt tokens."""
     output_per_mtok: NonNegativeFloat = 0.0
     """Per million answer tokens."""
+    per_request: NonNegativeFloat = 0.0
+    """Per answered request (an image, a speech clip), on top of the token prices."""
 
 
 class ProviderBehaviour(_Model):
@@ -275,7 +312,10 @@ class ProviderBehaviour(_Model):
     ttfb_ms: Distribution = Distribution(median=300, p99=1000)
     """Time to first byte (headers and, streamed, the first chunk), in milliseconds."""
     per_token_ms: Distribution = Distribution(median=5, p99=15)
-    """Time per answer token, in milliseconds (drawn once per attempt)."""
+    """Time per answer token, in milliseconds (drawn once per attempt); chat only."""
+    latency_ms: dict[OtherNamespace, Distribution] = Field(default_factory=dict)
+    """Images, speech and embeddings: the time until the whole answer, by namespace (no per-token part); a
+    namespace not given answers after ``ttfb_ms``. A window's ``ttfb_ms`` replaces these too."""
     errors: Errors = Errors()
     """Error rates outside windows and outages."""
     windows: tuple[Window, ...] = ()
@@ -316,7 +356,8 @@ class Scenario(_Model):
     """Behaviour by provider name (of the policy); a provider not listed answers with the defaults."""
     expect: tuple[Expectation, ...] = ()
     """Assertions on the report, like ``success_rate >= 0.999``, ``p99_ms <= 4000`` or
-    ``provider.openai.share <= 0.6``; ``router simulate`` exits 1 when one fails."""
+    ``provider.openai.share <= 0.6`` or ``namespace.images.success_rate >= 0.99``; ``router simulate`` exits 1
+    when one fails."""
 
     def rate_at(self, t: float) -> float:
         """The arrival rate at ``t`` seconds."""

@@ -2,27 +2,48 @@
 a :class:`~router.transport.simulated.SimulatedReply` for the simulated transport.
 
 Answers and errors are rendered in each protocol's documented shape (OpenAI chat completions and SSE, the
-Anthropic Messages API, Gemini generateContent), so the real adapters parse them and classify the errors
--- status, ``Retry-After``, the provider's wording for a prompt too long or a content filter -- as they
-would a real provider's. Successful bodies are cached by (protocol, model, token counts): a long run renders
-each shape once.
+Anthropic Messages API, Gemini generateContent; OpenAI images with ``b64_json`` and Stability's JSON image,
+audio bytes for OpenAI and ElevenLabs speech, OpenAI embeddings and Gemini ``batchEmbedContents``), so the
+real adapters parse them and classify the errors -- status, ``Retry-After``, the provider's wording for a
+prompt too long or a content filter -- as they would a real provider's. Successful bodies are cached by
+their shape (protocol, model, counts): a long run renders each shape once.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from router.tools.simulate.behaviour import Decision
 from router.transport.simulated import NEVER, SimulatedReply
 from router.transport.sync import HttpResponse
 
-__all__ = ["STREAMING_PROTOCOLS", "WIRE_PROTOCOLS", "reply"]
+__all__ = ["NAMESPACE_PROTOCOLS", "STREAMING_PROTOCOLS", "WIRE_PROTOCOLS", "other_reply", "reply"]
 
 WIRE_PROTOCOLS = ("openai", "anthropic", "gemini")
 """The adapters whose chat answers the simulator can render."""
 STREAMING_PROTOCOLS = ("openai",)
 """The adapters whose chat streams it can render."""
+NAMESPACE_PROTOCOLS = {
+    "chat": WIRE_PROTOCOLS,
+    "images": ("openai", "stability"),
+    "speech": ("openai", "elevenlabs"),
+    "embeddings": ("openai", "gemini"),
+}
+"""The adapters whose answers the simulator can render, by namespace."""
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+"""Every simulated image: a 1x1 PNG."""
+AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(2034)
+"""Every simulated speech clip: 2 KiB that start like an MP3 (the adapters pass audio bytes through unread)."""
+DIMENSIONS = 8
+"""The vector length of an embedding model whose size neither the request nor the policy gives."""
+_AUDIO_HEADERS = {"content-type": "audio/mpeg"}
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream"}
@@ -57,19 +78,6 @@ def reply(
             return _stream(model, decision, prompt_tokens, answer_tokens)
         body = _body(protocol, model, prompt_tokens, answer_tokens)
         return SimulatedReply(ttfb + answer_tokens * decision.per_token_s, HttpResponse(200, _JSON, body))
-    if kind in _ERRORS:
-        status, message, code = _ERRORS[kind]
-        headers = dict(_JSON)
-        if decision.retry_after_s is not None:
-            headers["retry-after"] = f"{decision.retry_after_s:g}"
-        body = json.dumps({"error": {"message": message, "type": code, "code": code}}).encode()
-        return SimulatedReply(ttfb, HttpResponse(status, headers, body))
-    if kind == "timeout":
-        return SimulatedReply(NEVER)
-    if kind == "refused":
-        return SimulatedReply(0.0, failure="refused")
-    if kind == "reset":
-        return SimulatedReply(ttfb, failure="reset")
     if kind == "cut":  # a whole response cut mid-body
         return SimulatedReply(ttfb + answer_tokens * decision.per_token_s / 2, failure="cut")
     if kind == "stall":  # a whole response that pauses mid-body: it arrives late
@@ -77,7 +85,108 @@ def reply(
             ttfb + decision.stall_s + answer_tokens * decision.per_token_s,
             HttpResponse(200, _JSON, _body(protocol, model, prompt_tokens, answer_tokens)),
         )
+    return _failure(decision)
+
+
+def _failure(decision: Decision) -> SimulatedReply:
+    """An error answer (OpenAI's error JSON, which every adapter's error parsing reads) or a transport failure."""
+    kind, ttfb = decision.kind, decision.ttfb_s
+    if kind in _ERRORS:
+        return SimulatedReply(ttfb, _error(kind, decision.retry_after_s))
+    if kind == "timeout":
+        return SimulatedReply(NEVER)
+    if kind == "refused":
+        return SimulatedReply(0.0, failure="refused")
+    if kind == "reset":
+        return SimulatedReply(ttfb, failure="reset")
     raise ValueError(f"unknown decision {kind!r}")
+
+
+@lru_cache(maxsize=64)
+def _error(kind: str, retry_after_s: float | None) -> HttpResponse:
+    status, message, code = _ERRORS[kind]
+    headers = dict(_JSON)
+    if retry_after_s is not None:
+        headers["retry-after"] = f"{retry_after_s:g}"
+    body = json.dumps({"error": {"message": message, "type": code, "code": code}}).encode()
+    return HttpResponse(status, headers, body)
+
+
+def other_reply(
+    namespace: str,
+    protocol: str,
+    decision: Decision,
+    body: Mapping[str, Any],
+    *,
+    prompt_tokens: int,
+    dimensions: int | None,
+    stream: bool,
+) -> SimulatedReply:
+    """What a ``protocol`` provider sends for ``decision`` on an images, speech or embeddings request whose JSON
+    body is ``body``: the whole answer after ``decision.ttfb_s``. Speech is read as a stream (as the gateway
+    reads it): cut after its first half, or stalled for ``stall_s`` there."""
+    kind, ttfb = decision.kind, decision.ttfb_s
+    if stream and kind in ("ok", "cut", "stall"):  # speech, read as a stream
+        half = len(AUDIO) // 2
+        if kind == "ok":
+            return SimulatedReply(ttfb, HttpResponse(200, _AUDIO_HEADERS, AUDIO))
+        first = HttpResponse(200, _AUDIO_HEADERS, AUDIO[:half])
+        if kind == "cut":
+            return SimulatedReply(ttfb, first, end_failure="cut")
+        return SimulatedReply(ttfb, first, chunks=((decision.stall_s, AUDIO[half:]),))
+    if kind in ("ok", "stall"):  # a whole answer; a stalled one arrives late
+        wait = ttfb + (decision.stall_s if kind == "stall" else 0.0)
+        return SimulatedReply(wait, _answer(namespace, protocol, body, prompt_tokens, dimensions))
+    if kind == "cut":
+        return SimulatedReply(ttfb, failure="cut")
+    return _failure(decision)
+
+
+def _answer(
+    namespace: str, protocol: str, body: Mapping[str, Any], prompt_tokens: int, dimensions: int | None
+) -> HttpResponse:
+    if namespace == "speech":
+        return HttpResponse(200, _AUDIO_HEADERS, AUDIO)
+    if namespace == "images":
+        n = body.get("n") if protocol == "openai" else 1
+        return HttpResponse(200, _JSON, _image_body(protocol, n if isinstance(n, int) and n > 0 else 1))
+    if protocol == "gemini":
+        requests = body.get("requests") or [{}]
+        size = requests[0].get("outputDimensionality") if isinstance(requests[0], dict) else None
+        count = len(requests)
+    else:
+        inputs = body.get("input")
+        size, count = body.get("dimensions"), len(inputs) if isinstance(inputs, list) else 1
+    size = size if isinstance(size, int) and size > 0 else dimensions or DIMENSIONS
+    return HttpResponse(
+        200, _JSON, _embeddings_body(protocol, str(body.get("model") or ""), count, size, prompt_tokens)
+    )
+
+
+@lru_cache(maxsize=16)
+def _image_body(protocol: str, n: int) -> bytes:
+    encoded = base64.b64encode(PNG).decode()
+    if protocol == "stability":
+        return json.dumps({"image": encoded, "finish_reason": "SUCCESS", "seed": 0}).encode()
+    return json.dumps({"created": 0, "data": [{"b64_json": encoded}] * n, "output_format": "png"}).encode()
+
+
+@lru_cache(maxsize=4096)
+def _embeddings_body(protocol: str, model: str, count: int, size: int, prompt_tokens: int) -> bytes:
+    vector = [0.125] * size
+    if protocol == "gemini":
+        data: dict[str, Any] = {
+            "embeddings": [{"values": vector}] * count,
+            "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+        }
+    else:
+        data = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)],
+            "model": model,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+        }
+    return json.dumps(data).encode()
 
 
 @lru_cache(maxsize=4096)
