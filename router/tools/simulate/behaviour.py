@@ -39,9 +39,20 @@ def _mix(z: int) -> int:
 
 
 def draw(seed: int, request: int, stream: int, attempt: int, purpose: int) -> float:
-    """A uniform number in [0, 1), the same for the same arguments on every machine and in every process."""
-    z = _mix((seed & _MASK) ^ _mix(request ^ _mix((stream << 20) ^ (attempt << 4) ^ purpose)))
-    return (z >> 11) * 2.0**-53
+    """A uniform number in [0, 1), the same for the same arguments on every machine and in every process.
+
+    ``_mix(seed ^ _mix(request ^ _mix((stream << 20) ^ (attempt << 4) ^ purpose)))``, written out: it runs
+    several times per simulated attempt."""
+    z = (((stream << 20) ^ (attempt << 4) ^ purpose) + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    z = ((request ^ z ^ (z >> 31)) + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    z = (((seed & _MASK) ^ z ^ (z >> 31)) + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return ((z ^ (z >> 31)) >> 11) * 2.0**-53
 
 
 class Lognormal:

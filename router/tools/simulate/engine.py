@@ -203,13 +203,24 @@ class Simulation:
         client.transport_for = lambda base_url: self._transport(base_url, loop, collector)
         client.output_dir = None  # as the gateway: images come back as bytes, nothing is written
         tasks: set[asyncio.Task[None]] = set()
+        times = arrivals(self.scenario, self.seed)
+        started = loop.create_future()
+
+        def arrive(index: int) -> None:
+            """Request ``index`` arrives: its task starts, and the next arrival is put on the clock (one timer
+            at a time, no coroutine waking up for each)."""
+            task = loop.create_task(self._request(client, collector, index, loop))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if index + 1 < len(times):
+                loop.call_at(times[index + 1], arrive, index + 1)
+            else:
+                started.set_result(None)
+
         with collecting(collector):
-            for index, at in enumerate(arrivals(self.scenario, self.seed)):
-                if at > loop.time():
-                    await asyncio.sleep(at - loop.time())
-                task = loop.create_task(self._request(client, collector, index, loop))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+            if times:
+                loop.call_at(times[0], arrive, 0)
+                await started
             while tasks:
                 await asyncio.gather(*tasks)
         await client.aclose()
@@ -271,11 +282,9 @@ class Simulation:
 
         def respond(request: HttpRequest, stream: bool) -> SimulatedReply:
             record = _current.get()
-            record.at_provider[name] += 1
+            attempt = record.at_provider[name] = record.at_provider.get(name, 0) + 1
             namespace = record.namespace
-            decision = model.decide(
-                loop.time(), record.index, record.at_provider[name], record.prompt_tokens, namespace
-            )
+            decision = model.decide(loop.time(), record.index, attempt, record.prompt_tokens, namespace)
             if decision.kind == "provider_rate_limit":
                 collector.provider_limited(name)
             body = request.json if isinstance(request.json, dict) else {}

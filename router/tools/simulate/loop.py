@@ -35,10 +35,10 @@ class _Selector(selectors.DefaultSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         loop = self.loop
-        if loop is None or loop.threads_pending():  # a thread works for a coroutine: wait for it, time stopped
+        if loop is None or loop._threads:  # a thread works for a coroutine: wait for it, time stopped
             return super().select(timeout)
         if timeout:  # nothing is ready before the next timer: jump to it
-            loop.advance(timeout)
+            loop._now += timeout
         return []
 
 

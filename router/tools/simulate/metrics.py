@@ -1,6 +1,7 @@
 """What a run did, counted from the client's own decision events: the report of ``router simulate``.
 
-:class:`Collector` is a structlog processor (installed for the run by :func:`collecting`): every
+:class:`Collector` is a structlog processor; for a run, :func:`collecting` installs a bound logger
+(:class:`_Capture`) that hands it the events it counts directly, without structlog's processor chain. Every
 ``route_resolved``, ``attempt_failed`` (with its ``action``: retry, failover, raise), ``request_succeeded``,
 ``provider_skipped`` and ``provider_cooled_down`` the real client emits is counted, per request and per
 provider. Counting the client's events rather than the simulator's own view means the report says what
@@ -15,7 +16,6 @@ rate limits its upstreams applied.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -50,7 +50,7 @@ class Record:
     namespace: str = "chat"
     inputs: int = 1
     """Embeddings: the texts of the request."""
-    at_provider: Counter[str] = field(default_factory=Counter)
+    at_provider: dict[str, int] = field(default_factory=dict)
     """Attempts sent to each provider so far (the simulator's draws are keyed by them)."""
 
 
@@ -136,7 +136,10 @@ class Collector:
         latency = end - record.start
         self.latencies.append(latency)
         self.backoff_s += record.backoff_s
-        bucket = self.buckets.setdefault(int(record.start // self.bucket_s), Counter())
+        slot = int(record.start // self.bucket_s)
+        bucket = self.buckets.get(slot)
+        if bucket is None:
+            bucket = self.buckets[slot] = Counter()
         bucket["requests"] += 1
         space = self.namespaces.get(record.namespace)
         if space is None:
@@ -331,6 +334,45 @@ _HANDLERS: dict[str, Callable[[Collector, MutableMapping[str, Any]], None]] = {
 }
 
 
+class _Capture:
+    """The bound logger of a run (structlog's ``wrapper_class``): the events the report counts go straight to
+    the collector, every other one is dropped -- no processor chain, no context copies, nothing rendered.
+
+    structlog builds it as any wrapper class (``cls(logger, processors=..., context=...)``); the client's
+    events call ``bind`` and ``info``/``warning``/``error`` on it, as on structlog's own loggers."""
+
+    __slots__ = ("_collector", "_context")
+
+    def __init__(
+        self, logger: Any = None, processors: Sequence[Any] = (), context: Mapping[str, Any] | None = None
+    ) -> None:
+        self._collector: Collector = processors[0]
+        self._context: dict[str, Any] = dict(context or {})
+
+    def bind(self, **values: Any) -> _Capture:
+        """This logger with ``values`` added to its context."""
+        bound = _Capture.__new__(_Capture)
+        bound._collector, bound._context = self._collector, {**self._context, **values}
+        return bound
+
+    def new(self, **values: Any) -> _Capture:
+        """A logger with only ``values`` as its context."""
+        return _Capture(None, (self._collector,), values)
+
+    def unbind(self, *keys: str) -> _Capture:
+        """This logger without ``keys`` in its context."""
+        return _Capture(None, (self._collector,), {k: v for k, v in self._context.items() if k not in keys})
+
+    try_unbind = unbind
+
+    def _event(self, event: str, *args: Any, **values: Any) -> None:
+        handler = _HANDLERS.get(event)
+        if handler is not None:
+            handler(self._collector, {**self._context, **values})
+
+    debug = info = warning = warn = error = critical = exception = msg = _event
+
+
 @contextlib.contextmanager
 def collecting(collector: Collector) -> Iterator[Collector]:
     """Route structlog events into ``collector`` for the ``with`` block; the previous configuration is restored
@@ -340,7 +382,7 @@ def collecting(collector: Collector) -> Iterator[Collector]:
     was_configured, old = structlog.is_configured(), structlog.get_config()
     structlog.configure(
         processors=[collector],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        wrapper_class=_Capture,
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
