@@ -14,7 +14,6 @@ would only fail later, in the caller's vector store.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -22,6 +21,7 @@ from router.adapters.base import Adapter, EmbeddedBatch, EmbeddingRequest
 from router.adapters.embedding import to_base64
 from router.errors import EmptyResponseError, InvalidResponseError, ProviderTimeoutError
 from router.execution.executor import attempt_limit
+from router.routing.clock import SYSTEM, Clock
 from router.routing.resolver import Candidate, ProviderSpec
 from router.transport.sync import AsyncTransport, HttpRequest, HttpResponse, Proxies, RequestsTransport
 from router.types import CreateEmbeddingResponse, Embedding, EmbeddingUsage
@@ -81,12 +81,13 @@ def embedding_attempt(
     *,
     timeout_s: float | None,
     proxies: Proxies | None,
+    clock: Clock = SYSTEM,
 ) -> Callable[[Candidate, ProviderSpec, float], CreateEmbeddingResponse]:
     """One attempt: every batch of ``request`` at the candidate, joined into one response."""
 
     def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> CreateEmbeddingResponse:
         adapter, transport = handles(candidate.provider)
-        limit = _Limit(timeout_s or spec.timeout_s, remaining_s)
+        limit = _Limit(timeout_s or spec.timeout_s, remaining_s, clock)
         batches = []
         with attempt_limit(limit.first, spec.timeout_s):
             for size, http in _batches(adapter, candidate.model, request):
@@ -104,12 +105,13 @@ def embedding_attempt_async(
     *,
     timeout_s: float | None,
     proxies: Proxies | None,
+    clock: Clock = SYSTEM,
 ) -> Callable[[Candidate, ProviderSpec, float], Awaitable[CreateEmbeddingResponse]]:
     """:func:`embedding_attempt` over an async transport."""
 
     async def attempt(candidate: Candidate, spec: ProviderSpec, remaining_s: float) -> CreateEmbeddingResponse:
         adapter, transport = handles(candidate.provider)
-        limit = _Limit(timeout_s or spec.timeout_s, remaining_s)
+        limit = _Limit(timeout_s or spec.timeout_s, remaining_s, clock)
         batches = []
         with attempt_limit(limit.first, spec.timeout_s):
             for size, http in _batches(adapter, candidate.model, request):
@@ -123,13 +125,14 @@ def embedding_attempt_async(
 class _Limit:
     """Each batch's time limit: the per-request one, but never past what was left of the deadline at the start."""
 
-    def __init__(self, per_request_s: float, remaining_s: float) -> None:
+    def __init__(self, per_request_s: float, remaining_s: float, clock: Clock) -> None:
         self.first = min(per_request_s, remaining_s)
         self.per_request_s = per_request_s
-        self.ends = time.monotonic() + remaining_s
+        self.clock = clock
+        self.ends = clock.now() + remaining_s
 
     def next(self) -> float:
-        left = self.ends - time.monotonic()
+        left = self.ends - self.clock.now()
         if left <= 0:
             raise ProviderTimeoutError("the deadline ran out between two embedding batches")
         return min(self.per_request_s, left)

@@ -270,6 +270,7 @@ def speech_call(
         timeout_s=timeout,
         proxies=dict(proxies) if proxies else None,
         log=log,
+        clock=client.clock,
     )
 
     def finish(outcome: Outcome[Any]) -> Any:
@@ -299,7 +300,9 @@ def embeddings_call(
     log = events.request_logger("embeddings", model, request_id)
     embeds = embeddings.embedding_attempt_async if asynchronous else embeddings.embedding_attempt
     sent_through = dict(proxies) if proxies else None
-    attempt = embeds(request, encoding_format or "float", client.handle, timeout_s=timeout, proxies=sent_through)
+    attempt = embeds(
+        request, encoding_format or "float", client.handle, timeout_s=timeout, proxies=sent_through, clock=client.clock
+    )
     return Call(attempt, log, lambda outcome: outcome.value)
 
 

@@ -33,6 +33,7 @@ from router.adapters.base import Adapter, LocalSpeech, SpeechRequest
 from router.errors import BadRequestError, ProviderError, ProviderTimeoutError, SpeechNotGeneratedError
 from router.execution.executor import attempt_limit
 from router.execution.streaming import interrupted
+from router.routing.clock import SYSTEM, Clock
 from router.routing.resolver import Candidate, ProviderSpec
 from router.transport.sync import (
     AsyncStreamResponse,
@@ -82,6 +83,7 @@ def speech_attempt(
     timeout_s: float | None,
     proxies: Proxies | None,
     log: events.Logger,
+    clock: Clock = SYSTEM,
 ) -> Callable[[Candidate, ProviderSpec, float], bytes | AudioStream]:
     """One attempt: the whole audio (``bytes``), or with ``stream`` an AudioStream committed to its first bytes."""
 
@@ -104,7 +106,7 @@ def speech_attempt(
                 response = transport.open_stream(
                     http, connect_timeout=min(timeout, 10.0), read_timeout=timeout, proxies=proxies
                 )
-                budget = _Budget(timeout, time.monotonic() + remaining_s)
+                budget = _Budget(timeout, clock.now() + remaining_s, clock)
                 return AudioStream.open(adapter, response, chunk_size, candidate, log, budget)
             http = adapter.speech_request(candidate.model, ask, stream=False)
             data = _audio(adapter, candidate, wanted, native, transport.send(http, timeout=timeout, proxies=proxies))
@@ -122,6 +124,7 @@ def speech_attempt_async(
     timeout_s: float | None,
     proxies: Proxies | None,
     log: events.Logger,
+    clock: Clock = SYSTEM,
 ) -> Callable[[Candidate, ProviderSpec, float], Awaitable[bytes | AsyncAudioStream]]:
     """:func:`speech_attempt` over an async transport; in-process engines run in a worker thread."""
 
@@ -155,7 +158,7 @@ def speech_attempt_async(
                 response = await transport.open_stream(
                     http, connect_timeout=min(timeout, 10.0), read_timeout=timeout, proxies=proxies
                 )
-                budget = _Budget(timeout, time.monotonic() + remaining_s)
+                budget = _Budget(timeout, clock.now() + remaining_s, clock)
                 return await AsyncAudioStream.open(adapter, response, chunk_size, candidate, log, budget)
             http = adapter.speech_request(candidate.model, ask, stream=False)
             whole = await transport.send(http, timeout=timeout, proxies=proxies)
@@ -223,9 +226,10 @@ class _Budget:
 
     read_timeout_s: float
     ends: float
+    clock: Clock
 
     def next_read(self) -> float:
-        left = self.ends - time.monotonic()
+        left = self.ends - self.clock.now()
         if left <= 0:
             raise ProviderTimeoutError("the request's deadline passed mid-stream")
         return min(self.read_timeout_s, left)
